@@ -1,0 +1,56 @@
+// Package saver moves metrics from Kafka into Elasticsearch: a consumer
+// group, batching into bulk requests, dead letters, retention and rollups.
+// falconet-saver is its command.
+//
+// # Guarantees
+//
+// Exactly once in effect. A record's offset is committed only after every
+// earlier record of its partition is stored in Elasticsearch or produced to
+// the dead-letter topic (acks=all) with its reason in the falconet-dlq-reason
+// header. Commits are manual (sarama's auto-commit is off). A document's _id
+// is the metric's DocID and its index is the UTC day of the metric's own
+// timestamp (falconet-metrics-YYYY.MM.DD), so whatever is read twice - after
+// a crash, a rebalance, a retry - lands on itself: with op_type "create" the
+// second copy answers 409, which counts as stored.
+//
+// Per-item bulk results: 2xx and 409 (create) are stored; 429 and 5xx items
+// are sent again with exponential back-off, alone; any other item error
+// (400 mapping errors) goes to the dead-letter topic. When a whole request
+// fails or Elasticsearch is down the saver backs off and keeps its offsets;
+// memory stays bounded because the batcher stops taking records when
+// max_in_flight bulks are outstanding, which stops the Kafka fetch.
+//
+// Records that cannot be stored go to the dead-letter topic: malformed
+// JSON, metrics that fail Validate, timestamps more than future_skew ahead of
+// the saver's clock, timestamps older than retention_days (their index is
+// already gone).
+//
+// Batches are flushed at bulk_docs documents, bulk_bytes bytes or
+// flush_interval after their first document, whichever comes first.
+//
+// # Lifecycle of the data
+//
+// Retention deletes falconet-metrics-YYYY.MM.DD indices whose date (in the
+// name) is older than retention_days, hourly by default; ExpiredIndices is
+// the rule and RetentionPlan the dry run. Rollups compute
+// min/max/sum/avg/count per series per configured step for closed windows
+// by reading the raw documents back (so a restart or several savers never
+// produce a partial rollup), into falconet-rollup-<step>-YYYY.MM with
+// deterministic ids; a document stored late (within rollup.lateness) into a
+// window already computed makes the saver compute it again.
+//
+// # Shutdown
+//
+// When Run's context ends the saver stops fetching, gives in-flight records
+// up to rebalance_drain to be stored, commits, leaves the group and returns,
+// all within shutdown_timeout; what is still in flight then stays
+// uncommitted and is read again by the next owner.
+//
+// # What it does not do
+//
+// The dead-letter topic is at-least-once: a record whose dead-letter write
+// raced with a crash or a rebalance can be there twice. Rollups are computed
+// by every saver that has them enabled (identical results, duplicated work).
+// A metric re-sent with the same series and second but another value does
+// not replace the first with op_type "create"; use "index" for that.
+package saver

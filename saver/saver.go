@@ -1,0 +1,250 @@
+package saver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/olivere/elastic/v7"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("saver: closed")
+
+// Saver moves metrics from Kafka into Elasticsearch.
+type Saver struct {
+	cfg    Config
+	logger *slog.Logger
+	m      *metrics
+	now    func() time.Time
+
+	es       *elastic.Client
+	writer   *writer
+	dlq      *deadLetters
+	rollups  *rollupScheduler
+	producer sarama.SyncProducer
+	group    sarama.ConsumerGroup
+
+	// hardCtx ends when the shutdown budget is spent: bulks and dead
+	// letters in flight are abandoned (their offsets stay uncommitted).
+	hardCtx    context.Context
+	hardCancel context.CancelFunc
+
+	mu       sync.Mutex
+	running  bool
+	closed   bool
+	joined   bool
+	closeErr error
+
+	dlqLogMu         sync.Mutex
+	dlqLogAt         time.Time
+	dlqLogSuppressed int
+}
+
+// Option adjusts a Saver (tests).
+type Option func(*Saver)
+
+// WithClock replaces time.Now (future-skew and retention decisions).
+func WithClock(now func() time.Time) Option { return func(s *Saver) { s.now = now } }
+
+// New checks cfg and connects the Elasticsearch client and the dead-letter
+// producer. It does not need Elasticsearch to be up. reg may be nil.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Saver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Saver{cfg: cfg, logger: logger, m: newMetrics(reg), now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	s.hardCtx, s.hardCancel = context.WithCancel(context.Background())
+	es, err := NewESClient(&cfg.Elasticsearch)
+	if err != nil {
+		return nil, err
+	}
+	s.es = es
+	sc, err := saramaConfig(&cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	s.producer, err = sarama.NewSyncProducer(cfg.Kafka.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("saver: dead-letter producer: %w", err)
+	}
+	s.group, err = sarama.NewConsumerGroup(cfg.Kafka.Brokers, cfg.Kafka.Group, sc)
+	if err != nil {
+		s.producer.Close()
+		return nil, fmt.Errorf("saver: consumer group: %w", err)
+	}
+	retry := retrySleeper(cfg.Elasticsearch.RetryInitial.D(), cfg.Elasticsearch.RetryMax.D())
+	s.dlq = newDeadLetters(cfg.Kafka.DLQTopic, s.producer, s.m, logger, retry)
+	s.writer = newWriter(&s.cfg.Elasticsearch, es, s.dlq, s.m, logger)
+	if cfg.Rollup.Enabled {
+		s.rollups = newRollupScheduler(&s.cfg, es, s.m, logger, s.now)
+		s.writer.onStored = s.rollups.stored
+	}
+	return s, nil
+}
+
+// NewESClient is the olivere client the saver uses: no sniffing (works
+// through load balancers and with one node), no start-up health check (the
+// saver starts while Elasticsearch is down and waits for it).
+func NewESClient(cfg *ElasticsearchConfig) (*elastic.Client, error) {
+	opts := []elastic.ClientOptionFunc{
+		elastic.SetURL(cfg.URLs...),
+		elastic.SetSniff(false),
+		elastic.SetHealthcheck(false),
+		elastic.SetGzip(cfg.Gzip),
+		elastic.SetHttpClient(&http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}}),
+	}
+	if cfg.Username != "" {
+		opts = append(opts, elastic.SetBasicAuth(cfg.Username, cfg.Password))
+	}
+	c, err := elastic.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("saver: elasticsearch client: %w", err)
+	}
+	return c, nil
+}
+
+// Run consumes until ctx ends, then shuts down within the configured
+// shutdown_timeout: stop fetching, finish in-flight bulks, commit, leave the
+// group. It returns nil after a clean shutdown.
+func (s *Saver) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("saver: Run called twice")
+	}
+	s.running = true
+	s.mu.Unlock()
+
+	if s.cfg.Elasticsearch.InstallTemplate {
+		if err := s.installTemplatesRetrying(ctx); err != nil {
+			s.shutdownClients()
+			return err
+		}
+	}
+
+	var wg sync.WaitGroup
+	var bg sync.WaitGroup // writer and dead letters: live until the consumer stopped
+	bg.Add(2)
+	go func() { defer bg.Done(); s.writer.run(s.hardCtx) }()
+	go func() { defer bg.Done(); s.dlq.run(s.hardCtx) }()
+
+	wg.Add(1)
+	go func() {
+		// The shutdown budget starts when ctx ends.
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(s.cfg.ShutdownTimeout.D())
+			defer t.Stop()
+			select {
+			case <-t.C:
+				s.logger.Warn("shutdown budget spent, abandoning in-flight writes", "shutdown_timeout", s.cfg.ShutdownTimeout.D())
+				s.hardCancel()
+			case <-s.hardCtx.Done():
+			}
+		case <-s.hardCtx.Done():
+		}
+	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.retentionLoop(ctx) }()
+	if s.rollups != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.rollups.run(ctx) }()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for err := range s.group.Errors() {
+			s.m.commits.WithLabelValues("error").Inc()
+			s.logger.Warn("kafka consumer group error", "err", err)
+		}
+	}()
+
+	h := &groupHandler{s: s}
+	var runErr error
+	for ctx.Err() == nil {
+		s.setJoined(true)
+		err := s.group.Consume(ctx, []string{s.cfg.Kafka.Topic}, h)
+		s.setJoined(false)
+		if err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				break
+			}
+			s.logger.Warn("kafka consume failed, retrying", "err", err)
+			if !retrySleeper(time.Second, 10*time.Second)(ctx, 1) {
+				break
+			}
+		}
+	}
+
+	// Shutdown: the consume loop has returned, so every claim drained (up
+	// to rebalance_drain or the shutdown budget) and Cleanup committed.
+	// Leave the group, then stop the writer: nothing it finishes now could
+	// be committed any more.
+	if err := s.group.Close(); err != nil {
+		runErr = fmt.Errorf("saver: leave group: %w", err)
+	}
+	s.hardCancel()
+	bg.Wait()
+	wg.Wait()
+	if err := s.producer.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("saver: close producer: %w", err)
+	}
+	s.es.Stop()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return runErr
+}
+
+func (s *Saver) shutdownClients() {
+	s.group.Close()
+	s.producer.Close()
+	s.es.Stop()
+	s.hardCancel()
+}
+
+func (s *Saver) setJoined(v bool) {
+	s.mu.Lock()
+	s.joined = v
+	s.mu.Unlock()
+}
+
+// Close releases the clients of a Saver whose Run was never called; after
+// Run it does nothing. It is idempotent.
+func (s *Saver) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.running {
+		return nil
+	}
+	s.closed = true
+	s.shutdownClients()
+	return nil
+}
+
+// Health is nil while the saver works, or why it does not: Elasticsearch
+// failing for more than a minute.
+func (s *Saver) Health() error {
+	return s.writer.health(time.Minute)
+}

@@ -1,0 +1,112 @@
+package saver
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// partTracker follows the records of one claimed partition from receipt to
+// "stored or dead-lettered", and reports the highest offset below which
+// everything is done. Records complete in any order (several bulks in flight,
+// item retries); the committable offset only moves over a done prefix.
+type partTracker struct {
+	mark func(next int64) // called with the next offset to read, outside the lock
+
+	mu      sync.Mutex
+	headSeq uint64  // sequence number of offs[0]
+	offs    []int64 // offsets not yet passed, in arrival order
+	done    []bool
+	nextSeq uint64
+	pending int
+	closed  bool
+	changed chan struct{} // signalled (non-blocking) on every completion
+}
+
+func newPartTracker(mark func(next int64)) *partTracker {
+	return &partTracker{mark: mark, changed: make(chan struct{}, 1)}
+}
+
+// add registers a received record and returns its sequence number for done.
+func (t *partTracker) add(offset int64) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seq := t.nextSeq
+	t.nextSeq++
+	t.offs = append(t.offs, offset)
+	t.done = append(t.done, false)
+	t.pending++
+	return seq
+}
+
+// complete marks the record seq done and moves the committable offset over
+// the done prefix. It is safe from any goroutine, also after close (then it
+// only counts).
+func (t *partTracker) complete(seq uint64) {
+	t.mu.Lock()
+	i := int(seq - t.headSeq)
+	if seq < t.headSeq || i >= len(t.done) || t.done[i] {
+		t.mu.Unlock()
+		return
+	}
+	t.done[i] = true
+	t.pending--
+	n := 0
+	for n < len(t.done) && t.done[n] {
+		n++
+	}
+	var next int64 = -1
+	if n > 0 {
+		next = t.offs[n-1] + 1
+		t.offs = t.offs[n:]
+		t.done = t.done[n:]
+		t.headSeq += uint64(n)
+		if cap(t.offs) > 4096 && len(t.offs) < cap(t.offs)/4 {
+			t.offs = append([]int64(nil), t.offs...)
+			t.done = append([]bool(nil), t.done...)
+		}
+	}
+	closed := t.closed
+	t.mu.Unlock()
+	if next >= 0 && !closed {
+		t.mark(next)
+	}
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
+}
+
+// outstanding is the number of records received and not yet done.
+func (t *partTracker) outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pending
+}
+
+// waitIdle waits until every received record is done, timeout passes or ctx
+// ends; it reports whether the partition is idle.
+func (t *partTracker) waitIdle(ctx context.Context, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		if t.outstanding() == 0 {
+			return true
+		}
+		select {
+		case <-t.changed:
+		case <-timer.C:
+			return t.outstanding() == 0
+		case <-ctx.Done():
+			return t.outstanding() == 0
+		}
+	}
+}
+
+// close stops marking: the claim is over, a later completion must not touch
+// the ended session.
+func (t *partTracker) close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+}
