@@ -30,15 +30,19 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Subnet is the IPv4 /24 the bridge carries. The hub's root-namespace port is
@@ -316,7 +320,9 @@ func (p *Proc) Restart() error {
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout = f
 	cmd.Stderr = f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking OS thread exits, and
+	// DialContext retires threads. Close and Sweep kill what is left.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("netns: start %s: %w", p.Name, err)
@@ -448,6 +454,7 @@ func (n *Net) Close() error {
 	}
 	var errs []error
 	for _, nd := range nodes {
+		killNamespacePids(nd.NS)
 		if err := run("ip", "netns", "del", nd.NS); err != nil && !strings.Contains(err.Error(), "No such file") {
 			errs = append(errs, err)
 		}
@@ -478,6 +485,7 @@ func Sweep() []string {
 		if !ok || err != nil || pidAlive(pid) {
 			continue
 		}
+		killNamespacePids(name)
 		if run("ip", "netns", "del", name) == nil {
 			removed = append(removed, name)
 		}
@@ -497,6 +505,19 @@ func Sweep() []string {
 		}
 	}
 	return removed
+}
+
+// killNamespacePids SIGKILLs every process left inside a namespace.
+func killNamespacePids(ns string) {
+	out, err := exec.Command("ip", "netns", "pids", ns).Output()
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 func pidAlive(pid int) bool {
@@ -541,4 +562,41 @@ func WaitTCP(addr string, timeout time.Duration) error {
 		}
 		return c.Close()
 	})
+}
+
+// DialContext opens a connection from inside the node's namespace, so the
+// test process can reach a node's loopback-only ports (or see the network
+// as the node does) without running a helper process there. The socket is
+// created on a thread switched into the namespace; that thread is never
+// switched back and dies with its goroutine.
+func (nd *Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // no Unlock: the thread leaves the root namespace for good
+		fd, err := unix.Open(filepath.Join("/var/run/netns", nd.NS), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- result{nil, fmt.Errorf("netns: open %s: %w", nd.NS, err)}
+			return
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWNET)
+		unix.Close(fd)
+		if err != nil {
+			ch <- result{nil, fmt.Errorf("netns: setns %s: %w", nd.NS, err)}
+			return
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
+
+// HTTPClient returns a client whose connections start inside the node.
+func (nd *Node) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: nd.DialContext, DisableKeepAlives: true}}
 }

@@ -205,3 +205,31 @@ func TestSweep(t *testing.T) {
 		}
 	}
 }
+
+func TestDialInside(t *testing.T) {
+	n := New(t, t.TempDir())
+	a, err := n.AddNode("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A listener on a's loopback: unreachable from the root namespace,
+	// reachable through a's dialer.
+	lis, err := a.Start("lo-listener", []string{"FALCONET_NETNS_LISTEN=127.0.0.1:7001"}, os.Args[0], "-test.run=^TestHelperListener$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = WaitFor(10*time.Second, 50*time.Millisecond, func() error {
+		c, err := a.DialContext(context.Background(), "tcp", "127.0.0.1:7001")
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	if err != nil {
+		t.Fatalf("dial a's loopback from inside a: %v\n%s", err, lis.Tail(1000))
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:7001", time.Second); err == nil {
+		c.Close()
+		t.Fatal("a's loopback listener reachable from the root namespace")
+	}
+}
