@@ -1,0 +1,131 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+var timeSince = time.Since
+
+type loaded struct {
+	lastSeq uint64
+	batches int
+	metrics int64
+	bytes   int64
+	bad     []uint64 // records that failed their CRC
+}
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
+}
+
+// guarded runs f on a goroutine where a memory fault (a damaged or truncated
+// mmap) or a panic inside bbolt becomes an ErrCorrupt error.
+func guarded(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		debug.SetPanicOnFault(true)
+		defer func() {
+			if p := recover(); p != nil {
+				errc <- corruptf("reading the file failed: %v", p)
+			}
+		}()
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// openLoad opens the file (creating it if missing), checks it and counts its
+// batches. It returns ErrLocked, an ErrCorrupt error, or another error.
+func (q *Queue) openLoad() (loaded, error) {
+	var ld loaded
+	path := q.cfg.Path
+	fi, err := os.Stat(path)
+	exists := err == nil
+	if exists {
+		if fi.Size() == 0 {
+			return ld, corruptf("%s is empty (zero bytes)", path)
+		}
+		if _, err := checkMeta(path, fi.Size()); err != nil {
+			return ld, err
+		}
+	}
+	var db *bolt.DB
+	err = guarded(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, q.opts)
+		return err
+	})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return ld, fmt.Errorf("%w: %s", ErrLocked, path)
+	case errors.Is(err, ErrCorrupt):
+		return ld, err
+	case err != nil && exists && !errors.Is(err, os.ErrPermission):
+		return ld, corruptf("bbolt cannot open %s: %v", path, err)
+	case err != nil:
+		return ld, fmt.Errorf("buffer: open %s: %w", path, err)
+	}
+	err = guarded(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketBatches)
+			if b == nil {
+				if k, _ := tx.Cursor().First(); k != nil && string(k) != string(bucketQuarantine) {
+					return corruptf("%s is a bbolt file without a %q bucket (bucket %q): not a falconet buffer", path, bucketBatches, k)
+				}
+				return nil
+			}
+			ld.lastSeq = b.Sequence()
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				s, ok := keySeq(k)
+				if !ok || v == nil {
+					return corruptf("bad key %x in %q", k, bucketBatches)
+				}
+				if s > ld.lastSeq {
+					ld.lastSeq = s
+				}
+				m, _, herr := decodeRecordHeader(v)
+				if herr != nil {
+					m = 0
+				}
+				ld.batches++
+				ld.metrics += int64(m)
+				ld.bytes += int64(keyLen + len(v))
+				if herr != nil {
+					ld.bad = append(ld.bad, s)
+				} else if q.cfg.VerifyOnOpen {
+					if _, err := decodeRecord(k, v); err != nil {
+						ld.bad = append(ld.bad, s)
+					}
+				}
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		err = db.Update(func(tx *bolt.Tx) error {
+			if _, err := tx.CreateBucketIfNotExists(bucketBatches); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucketIfNotExists(bucketQuarantine)
+			return err
+		})
+		if err != nil && !isNoSpace(err) {
+			err = corruptf("creating buckets: %v", err)
+		}
+	}
+	if err != nil {
+		_ = db.Close()
+		return ld, err
+	}
+	q.db = db
+	dropPageCache(db)
+	return ld, nil
+}

@@ -1,0 +1,35 @@
+package buffer_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/falconet/falconet/buffer"
+	"github.com/falconet/falconet/buffer/buffertest"
+)
+
+func testConfig(dir string) buffer.Config {
+	cfg := buffer.DefaultConfig()
+	cfg.Path = filepath.Join(dir, "buffer.db")
+	cfg.LockTimeout = 200 * time.Millisecond
+	return cfg
+}
+
+func openTest(t *testing.T, cfg buffer.Config) *buffer.Queue {
+	t.Helper()
+	q, err := buffer.Open(cfg, nil, nil)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", cfg.Path, err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func TestConformance(t *testing.T) {
+	buffertest.RunConformance(t, func(t *testing.T, dir string, maxBytes int64) buffertest.Queue {
+		cfg := testConfig(dir)
+		cfg.MaxBytes = maxBytes
+		return openTest(t, cfg)
+	})
+}
