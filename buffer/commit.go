@@ -15,15 +15,15 @@ import (
 // change is what one commit did, applied to the in-memory state only after
 // the transaction is durable.
 type change struct {
-	batches int
-	metrics int64
-	bytes   int64
-	dropped []uint64 // seqs dropped for space or age
-	dropB   uint64
-	dropM   uint64
-	acked   int
+	batches   int
+	metrics   int64
+	bytes     int64
+	dropped   []uint64 // seqs dropped for space or age
+	dropB     uint64
+	dropM     uint64
+	acked     int
 	appendedM int64
-	quar    int
+	quar      int
 }
 
 func (c *change) remove(v []byte) int {
