@@ -38,8 +38,10 @@ var errFuture = errors.New("saver: timestamp in the future")
 // to the dead-letter topic (reason word, detail).
 func decodeRecord(value []byte, now time.Time, futureSkew time.Duration, retentionDays int) (metric.Metric, string, error) {
 	var m metric.Metric
-	if err := json.Unmarshal(value, &m); err != nil {
-		return m, ReasonMalformed, err
+	if !decodeCanonical(value, &m) {
+		if err := json.Unmarshal(value, &m); err != nil {
+			return m, ReasonMalformed, err
+		}
 	}
 	if err := m.Validate(); err != nil {
 		return m, ReasonInvalid, err
