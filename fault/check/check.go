@@ -218,6 +218,31 @@ func (es *ES) CountIDs(ctx context.Context, ids []string) (int, error) {
 	return total, nil
 }
 
+// Present reports which of ids exist (in any index).
+func (es *ES) Present(ctx context.Context, ids []string) (map[string]bool, error) {
+	hits, err := es.searchIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(hits))
+	for _, h := range hits {
+		m[h.ID] = true
+	}
+	return m, nil
+}
+
+// CountAll counts every document in the indices.
+func (es *ES) CountAll(ctx context.Context) (int, error) {
+	es.defaults()
+	var resp struct {
+		Count int `json:"count"`
+	}
+	if err := es.do(ctx, http.MethodPost, "/"+es.Indices+"/_count?allow_no_indices=true", map[string]any{"query": map[string]any{"match_all": map[string]any{}}}, &resp); err != nil {
+		return 0, err
+	}
+	return resp.Count, nil
+}
+
 // CountEndpoint counts every document of an endpoint.
 func (es *ES) CountEndpoint(ctx context.Context, endpoint string) (int, error) {
 	es.defaults()
