@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/falconet/falconet/agent"
+	"github.com/falconet/falconet/internal/confkit"
+	"github.com/falconet/falconet/internal/obs"
+	"github.com/falconet/falconet/internal/version"
+	"github.com/falconet/falconet/metric"
+)
+
+// exitError carries an exit status; its message, if any, is printed.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+// Main is the agent process: flags, config, and the running components. Tests
+// start it in-process: NewMain, ParseFlags, Run in a goroutine, wait for
+// Ready, use HTTPAddr, cancel the context, Close.
+type Main struct {
+	ConfigPath  string
+	CheckConfig bool
+	ShowVersion bool
+	TestMode    bool
+
+	stdout, stderr io.Writer
+
+	ready    chan struct{}
+	mu       sync.Mutex
+	httpAddr string
+	closers  []func() error
+	closed   bool
+}
+
+// NewMain returns a Main writing to stdout and stderr.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{stdout: stdout, stderr: stderr, ready: make(chan struct{})}
+}
+
+// ParseFlags reads the command line.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("falconet-agent", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	fs.StringVar(&m.ConfigPath, "config", agent.DefaultConfigPath, "configuration file (TOML)")
+	fs.BoolVar(&m.CheckConfig, "check-config", false, "validate the configuration, print the first problem, exit 1 if any")
+	fs.BoolVar(&m.ShowVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&m.TestMode, "test", false, "collect every configured collector once, print JSON lines, exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitError{code: 0}
+		}
+		return exitError{code: 2}
+	}
+	if fs.NArg() > 0 {
+		return exitError{code: 2, msg: fmt.Sprintf("falconet-agent: unexpected arguments %q", fs.Args())}
+	}
+	return nil
+}
+
+// loadConfig reads the config; a missing file at the default path means the
+// defaults (said so in the returned note).
+func (m *Main) loadConfig() (agent.Config, string, error) {
+	cfg := agent.DefaultConfig()
+	note := ""
+	if _, err := os.Stat(m.ConfigPath); errors.Is(err, fs.ErrNotExist) {
+		if m.ConfigPath != agent.DefaultConfigPath {
+			return cfg, "", fmt.Errorf("config %s: no such file", m.ConfigPath)
+		}
+		note = fmt.Sprintf("no config file at %s; running on the defaults", m.ConfigPath)
+	} else if err := confkit.Load(m.ConfigPath, &cfg); err != nil {
+		return cfg, "", err
+	}
+	return cfg, note, cfg.Validate()
+}
+
+// Ready is closed once the daemon listens; HTTPAddr is then valid.
+func (m *Main) Ready() <-chan struct{} { return m.ready }
+
+// HTTPAddr is the bound address of the push API and /metrics.
+func (m *Main) HTTPAddr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.httpAddr
+}
+
+// Run does what the flags say; for the daemon it blocks until ctx ends and
+// everything it started has stopped.
+func (m *Main) Run(ctx context.Context) error {
+	if m.ShowVersion {
+		fmt.Fprintln(m.stdout, version.String("falconet-agent"))
+		return nil
+	}
+	cfg, note, err := m.loadConfig()
+	if m.CheckConfig {
+		if err != nil {
+			return exitError{code: 1, msg: err.Error()}
+		}
+		fmt.Fprintln(m.stdout, "ok")
+		return nil
+	}
+	if err != nil {
+		return exitError{code: 1, msg: "falconet-agent: " + err.Error()}
+	}
+	logger, err := obs.NewLogger(m.stderr, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return exitError{code: 1, msg: "falconet-agent: " + err.Error()}
+	}
+	if note != "" {
+		logger.Info(note)
+	}
+	if m.TestMode {
+		return m.runTest(ctx, cfg, logger)
+	}
+	return m.runDaemon(ctx, cfg, logger)
+}
+
+// runTest collects once and prints canonical JSON lines.
+func (m *Main) runTest(ctx context.Context, cfg agent.Config, logger *slog.Logger) error {
+	host, err := cfg.ResolveHostname()
+	if err != nil {
+		return err
+	}
+	jobs := agent.Jobs(&cfg, logger, nil)
+	ms, cerr := agent.CollectOnce(ctx, jobs, host, time.Second)
+	var buf []byte
+	for i := range ms {
+		buf, err = ms[i].AppendJSON(buf[:0])
+		if err != nil {
+			logger.Warn("cannot print metric", "err", err)
+			continue
+		}
+		buf = append(buf, '\n')
+		if _, err := m.stdout.Write(buf); err != nil {
+			return err
+		}
+	}
+	if cerr != nil {
+		logger.Warn("some collectors failed", "err", cerr)
+	}
+	return nil
+}
+
+// runDaemon runs the scheduler and the HTTP server until ctx ends.
+func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Logger) error {
+	reg := obs.NewRegistry()
+	sink := newMemorySink(100_000)
+	logger.Warn("no durable buffer in this build yet: collected and pushed metrics are kept in memory (newest 100000) and lost on exit",
+		"buffer.path", cfg.Buffer.Path)
+
+	a, err := agent.New(cfg, sink, logger, reg)
+	if err != nil {
+		return err
+	}
+	srv, err := obs.Listen(cfg.HTTP.Listen, reg, nil, logger)
+	if err != nil {
+		return err
+	}
+	srv.Handle("POST /v1/push", a.PushHandler())
+	m.mu.Lock()
+	m.httpAddr = srv.Addr()
+	m.mu.Unlock()
+	close(m.ready)
+	logger.Info("agent started", "version", version.Version, "hostname", a.Hostname(), "http", srv.Addr(),
+		"interval", cfg.Interval.D(), "scripts", len(cfg.Scripts))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx) })
+	g.Go(func() error { return a.Run(gctx) })
+	err = g.Wait()
+	logger.Info("agent stopped", "metrics_in_memory", sink.Len())
+	return err
+}
+
+// Close releases what Run opened; it is idempotent.
+func (m *Main) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// memorySink keeps the newest max metrics: the stand-in until the durable
+// buffer is wired.
+type memorySink struct {
+	mu  sync.Mutex
+	max int
+	ms  []metric.Metric
+}
+
+func newMemorySink(max int) *memorySink { return &memorySink{max: max} }
+
+func (s *memorySink) Write(_ context.Context, ms []metric.Metric) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ms = append(s.ms, ms...)
+	if over := len(s.ms) - s.max; over > 0 {
+		s.ms = append(s.ms[:0], s.ms[over:]...)
+	}
+	return nil
+}
+
+func (s *memorySink) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ms)
+}
