@@ -1,0 +1,403 @@
+package sender
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/falconet/falconet/buffer"
+	"github.com/falconet/falconet/wire"
+)
+
+type sessionResult struct {
+	welcomed bool
+	acked    int
+	result   string // connects_total label when not welcomed
+	reason   string // why a good session ended
+	err      error
+	queueErr error
+}
+
+var errDrained = errors.New("sender: relay drained")
+
+// session runs one connection to addr until it fails, drains or ctx ends.
+// Every batch it took from the queue is acked or nacked before it returns.
+func (s *Sender) session(ctx context.Context, addr string) (res sessionResult) {
+	conn, welcome, err := s.connect(ctx, addr)
+	if err != nil {
+		res.err = err
+		res.result = "error"
+		var rj *rejectError
+		if errors.As(err, &rj) {
+			res.result = "rejected"
+			s.avoidRelay(addr, s.cfg.BackoffMax, rj.r.Redirect)
+		} else {
+			s.avoidRelay(addr, s.cfg.BackoffMin*4, nil)
+		}
+		return res
+	}
+	s.m.connects.WithLabelValues("ok").Inc()
+	res.welcomed = true
+	window := s.cfg.MaxInFlight
+	if welcome.MaxInFlight > 0 && welcome.MaxInFlight < window {
+		window = welcome.MaxInFlight
+	}
+	heartbeat := s.cfg.Heartbeat
+	if welcome.IdleTimeout > 0 && welcome.IdleTimeout/3 < heartbeat {
+		heartbeat = max(welcome.IdleTimeout/3, 10*time.Millisecond)
+	}
+	s.log.Info("connected to relay", "relay", addr, "relay_id", welcome.RelayID, "window", window, "heartbeat", heartbeat)
+	s.setCurrent(addr)
+	defer s.setCurrent("")
+
+	c := &link{
+		s: s, addr: addr, conn: conn, window: window,
+		w:        wire.NewWriter(conn),
+		r:        wire.NewReader(conn, s.cfg.MaxFrame),
+		inflight: map[uint64]buffer.Batch{},
+		freed:    make(chan struct{}, 1),
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); c.fail(c.readLoop()) }()
+	go func() { defer wg.Done(); c.fail(c.writeLoop(sctx)) }()
+	go func() { defer wg.Done(); c.fail(c.heartbeatLoop(sctx, heartbeat)) }()
+	<-sctx.Done()
+	c.fail(nil)
+	wg.Wait()
+
+	c.mu.Lock()
+	var back []uint64
+	for seq := range c.inflight {
+		back = append(back, seq)
+	}
+	clear(c.inflight)
+	c.closed = true
+	c.mu.Unlock()
+	if len(back) > 0 {
+		s.q.Nack(back...)
+		s.m.nacked.Add(float64(len(back)))
+	}
+	s.m.inflight.Set(0)
+	res.acked = c.acked
+	res.queueErr = c.queueErr
+	if errors.Is(c.err, errDrained) {
+		res.reason = c.drainReason
+	} else if ctx.Err() == nil {
+		res.err = c.err
+	}
+	return res
+}
+
+type rejectError struct{ r *wire.Reject }
+
+func (e *rejectError) Error() string {
+	return fmt.Sprintf("relay refused: %s: %s", e.r.Code, e.r.Reason)
+}
+
+// connect dials, does TLS and the hello exchange, all within DialTimeout.
+func (s *Sender) connect(ctx context.Context, addr string) (net.Conn, *wire.Welcome, error) {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	d := net.Dialer{Control: wire.DialControl(s.cfg.UserTimeout), KeepAlive: -1}
+	raw, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn := raw
+	deadline, _ := dctx.Deadline()
+	raw.SetDeadline(deadline)
+	if s.cfg.TLS != nil {
+		tc := s.cfg.TLS.Clone()
+		if tc.ServerName == "" {
+			host, _, _ := net.SplitHostPort(addr)
+			tc.ServerName = host
+		}
+		tconn := tls.Client(raw, tc)
+		if err := tconn.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, nil, fmt.Errorf("tls: %w", err)
+		}
+		conn = tconn
+	}
+	w := wire.NewWriter(conn)
+	err = w.WriteMessage(&wire.Hello{AgentID: s.cfg.AgentID, AgentVersion: s.cfg.AgentVersion, Token: s.cfg.Token})
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("send hello: %w", err)
+	}
+	m, err := wire.NewReader(conn, s.cfg.MaxFrame).ReadMessage()
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("read welcome: %w", err)
+	}
+	switch v := m.(type) {
+	case *wire.Welcome:
+		conn.SetDeadline(time.Time{})
+		return conn, v, nil
+	case *wire.Reject:
+		conn.Close()
+		return nil, nil, &rejectError{v}
+	}
+	sendReject(conn, s.cfg.WriteTimeout, wire.RejectProtocol, fmt.Sprintf("expected welcome, got %s", m.Type()))
+	conn.Close()
+	return nil, nil, fmt.Errorf("relay answered hello with %s", m.Type())
+}
+
+func sendReject(conn net.Conn, timeout time.Duration, code wire.RejectCode, reason string) {
+	conn.SetWriteDeadline(time.Now().Add(min(timeout, time.Second)))
+	conn.Write(wire.AppendMessage(nil, &wire.Reject{Code: code, Reason: reason}))
+}
+
+// link is one live session's state.
+type link struct {
+	s      *Sender
+	addr   string
+	conn   net.Conn
+	window int
+	cancel context.CancelFunc
+
+	wmu sync.Mutex // serializes w
+	w   *wire.Writer
+	r   *wire.Reader // readLoop only
+
+	mu          sync.Mutex
+	inflight    map[uint64]buffer.Batch
+	closed      bool
+	draining    bool
+	drainAt     time.Time
+	drainReason string
+	acked       int
+	freed       chan struct{}
+
+	once     sync.Once
+	err      error
+	queueErr error
+}
+
+// fail ends the session with err (the first one wins).
+func (c *link) fail(err error) {
+	c.once.Do(func() {
+		c.err = err
+		c.cancel()
+		c.conn.Close()
+	})
+}
+
+func (c *link) write(f func(w *wire.Writer) error) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	if err := f(c.w); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+func (c *link) writeLoop(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		free := c.window - len(c.inflight)
+		draining := c.draining
+		c.mu.Unlock()
+		if free <= 0 || draining {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-c.freed:
+			}
+			continue
+		}
+		batches, err := c.s.q.Next(ctx, free)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.queueErr = err
+			return fmt.Errorf("queue: %w", err)
+		}
+		c.mu.Lock()
+		if c.closed || c.draining {
+			c.mu.Unlock()
+			seqs := make([]uint64, len(batches))
+			for i, b := range batches {
+				seqs[i] = b.Seq
+			}
+			c.s.q.Nack(seqs...)
+			continue
+		}
+		for _, b := range batches {
+			c.inflight[b.Seq] = b
+		}
+		n := len(c.inflight)
+		c.mu.Unlock()
+		c.s.m.inflight.Set(float64(n))
+		bytes := 0
+		err = c.write(func(w *wire.Writer) error {
+			for _, b := range batches {
+				if err := w.WriteBatch(b.Seq, b.Payload); err != nil {
+					return err
+				}
+				bytes += len(b.Payload) + wire.HeaderSize + 8
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("send batch: %w", err)
+		}
+		c.s.m.sent.Add(float64(len(batches)))
+		c.s.m.bytes.Add(float64(bytes))
+	}
+}
+
+func (c *link) heartbeatLoop(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			if err := c.write(func(w *wire.Writer) error {
+				return w.WriteMessage(&wire.Heartbeat{Nonce: uint64(now.UnixNano())})
+			}); err != nil {
+				return fmt.Errorf("send heartbeat: %w", err)
+			}
+		}
+	}
+}
+
+func (c *link) readLoop() error {
+	cfg := &c.s.cfg
+	for {
+		deadline := time.Now().Add(cfg.ReadTimeout)
+		c.mu.Lock()
+		if c.draining && c.drainAt.Before(deadline) {
+			deadline = c.drainAt
+		}
+		c.mu.Unlock()
+		c.conn.SetReadDeadline(deadline)
+		m, err := c.r.ReadMessage()
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				c.mu.Lock()
+				draining := c.draining
+				c.mu.Unlock()
+				if draining {
+					return fmt.Errorf("relay did not answer in-flight batches within %v of draining", cfg.DrainTimeout)
+				}
+				return fmt.Errorf("nothing from relay for %v: %w", cfg.ReadTimeout, err)
+			case errors.Is(err, wire.ErrBadMagic), errors.Is(err, wire.ErrVersion), errors.Is(err, wire.ErrFrameTooLarge),
+				errors.Is(err, wire.ErrChecksum), errors.Is(err, wire.ErrUnknownType), errors.Is(err, wire.ErrMalformed):
+				c.s.log.Error("closing connection: bad frame from relay", "relay", c.addr, "err", err)
+				c.wmu.Lock()
+				sendReject(c.conn, cfg.WriteTimeout, wire.RejectProtocol, err.Error())
+				c.wmu.Unlock()
+			}
+			return err
+		}
+		switch v := m.(type) {
+		case *wire.Ack:
+			if err := c.handleAck(v); err != nil {
+				return err
+			}
+		case *wire.Pong, *wire.Heartbeat:
+		case *wire.Drain:
+			c.s.log.Info("relay is draining", "relay", c.addr, "reason", v.Reason, "redirect", v.Redirect)
+			c.startDrain(v.Reason, v.Redirect)
+		case *wire.Reject:
+			c.s.log.Warn("relay closed the connection", "relay", c.addr, "code", v.Code, "reason", v.Reason)
+			c.s.avoidRelay(c.addr, cfg.BackoffMax, v.Redirect)
+			return &rejectError{v}
+		default:
+			err := fmt.Errorf("unexpected %s frame from relay", m.Type())
+			c.s.log.Error("closing connection", "relay", c.addr, "err", err)
+			c.wmu.Lock()
+			sendReject(c.conn, cfg.WriteTimeout, wire.RejectProtocol, err.Error())
+			c.wmu.Unlock()
+			return err
+		}
+		c.mu.Lock()
+		done := c.draining && len(c.inflight) == 0
+		c.mu.Unlock()
+		if done {
+			return errDrained
+		}
+	}
+}
+
+func (c *link) startDrain(reason string, redirect []string) {
+	c.mu.Lock()
+	if !c.draining {
+		c.draining = true
+		c.drainAt = time.Now().Add(c.s.cfg.DrainTimeout)
+		c.drainReason = reason
+	}
+	c.mu.Unlock()
+	c.s.avoidRelay(c.addr, c.s.cfg.BackoffMax, redirect)
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (c *link) handleAck(a *wire.Ack) error {
+	var done, retry []uint64
+	metrics := 0
+	var retryReason string
+	c.mu.Lock()
+	for _, r := range a.Results {
+		b, ok := c.inflight[r.Seq]
+		if !ok {
+			continue // answered twice, or from before a reconnect: nothing to do
+		}
+		delete(c.inflight, r.Seq)
+		switch r.Status {
+		case wire.StatusOK:
+			done = append(done, r.Seq)
+			metrics += b.Metrics
+		case wire.StatusInvalid:
+			done = append(done, r.Seq)
+			c.s.m.rejected.WithLabelValues("invalid").Inc()
+			c.s.log.Error("relay refused a batch as undeliverable; dropping it", "relay", c.addr, "batch", r.Seq, "metrics", b.Metrics, "reason", r.Reason)
+		default:
+			retry = append(retry, r.Seq)
+			retryReason = r.Reason
+		}
+	}
+	c.acked += len(done)
+	n := len(c.inflight)
+	c.mu.Unlock()
+	c.s.m.inflight.Set(float64(n))
+	if len(done) > 0 {
+		if err := c.s.q.Ack(done...); err != nil {
+			c.queueErr = err
+			return fmt.Errorf("queue ack: %w", err)
+		}
+		c.s.m.acked.Add(float64(len(done)))
+		c.s.m.ackedMetrics.Add(float64(metrics))
+	}
+	if len(retry) > 0 {
+		c.s.q.Nack(retry...)
+		c.s.m.rejected.WithLabelValues("retry_later").Add(float64(len(retry)))
+		c.s.m.nacked.Add(float64(len(retry)))
+		c.s.log.Warn("relay cannot store batches now; finishing in-flight and trying another relay", "relay", c.addr, "batches", len(retry), "reason", retryReason)
+		c.startDrain("retry later: "+retryReason, nil)
+	}
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+	return nil
+}
