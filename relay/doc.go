@@ -1,0 +1,34 @@
+// Package relay is falconet's relay: it accepts agents over the wire
+// protocol (plain TCP or TLS, optional client certificates, shared tokens),
+// accepts Open-Falcon style newline JSON on a legacy port, and produces every
+// metric to Kafka (key = series key, value = canonical JSON) with sarama's
+// async producer, acks=all.
+//
+// # Guarantees
+//
+//   - A batch is acked OK only after Kafka acked every record of it. A record
+//     that fails after the producer's retries makes the batch's answer
+//     RetryLater; the agent keeps it and sends it again (here or elsewhere).
+//     A batch that cannot be decoded at all is answered Invalid.
+//     Individually invalid metrics in a good batch are dropped, counted
+//     (falconet_relay_invalid_metrics_total) and logged.
+//   - Memory is bounded: bytes of batches between reading and Kafka's answer
+//     are limited per connection and in total (limits.*_inflight_bytes). When
+//     the budget is full the relay stops reading, so TCP pushes back and
+//     agents keep data on their disks.
+//   - /healthz is 503 while Kafka is unreachable or failing, while the budget
+//     is 90 % used, or while draining; in that state new agents are refused
+//     with RejectBusy (go elsewhere).
+//   - Run's graceful exit (ctx cancelled, e.g. SIGTERM) stops accepting,
+//     sends Drain to every agent, waits (limits.shutdown_timeout) until their
+//     in-flight batches were answered and they left, then flushes the
+//     producer. Close stops at once; unanswered batches are resent by agents.
+//
+// # What it does not do
+//
+// It does not deduplicate: a resent batch is produced again; the saver's
+// document ids make that harmless. The legacy port has no acknowledgements,
+// so what a legacy client sent while Kafka was failing is lost (counted). The
+// [discovery] keys are parsed and validated only; gossip comes later, and
+// SetRedirect is where it will supply alternative relays.
+package relay

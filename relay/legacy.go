@@ -1,0 +1,127 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/falconet/falconet/metric"
+)
+
+// serveLegacy reads Open-Falcon style newline JSON (one metric or an array
+// per line) and produces the valid metrics. There are no acks on this path:
+// the client cannot know what was stored, as with Open-Falcon's transfer.
+func (s *Server) serveLegacy(nc net.Conn) {
+	peer := nc.RemoteAddr().String()
+	s.mu.Lock()
+	if s.draining.Load() || len(s.agents)+len(s.legacyConns) >= s.cfg.Limits.MaxConnections {
+		s.mu.Unlock()
+		s.m.connsRefused.WithLabelValues("legacy_limit").Inc()
+		s.rl.log(s.log, "legacy-limit", slog.LevelWarn, "legacy connection refused: connection limit or shutting down", "peer", peer)
+		nc.Close()
+		return
+	}
+	s.legacyConns[nc] = struct{}{}
+	s.mu.Unlock()
+	s.m.legacyConns.Inc()
+	stop := make(chan struct{})
+	defer func() {
+		close(stop)
+		nc.Close()
+		s.mu.Lock()
+		delete(s.legacyConns, nc)
+		s.mu.Unlock()
+		s.m.legacyConns.Dec()
+	}()
+	go func() {
+		select {
+		case <-s.hardCtx.Done():
+			nc.Close()
+		case <-stop:
+		}
+	}()
+	br := bufio.NewReaderSize(nc, 64<<10)
+	maxLine := int(s.cfg.Legacy.MaxLine)
+	var line []byte
+	for {
+		nc.SetReadDeadline(time.Now().Add(s.cfg.Legacy.IdleTimeout.D()))
+		chunk, err := br.ReadSlice('\n')
+		tooLong := false
+		line = append(line[:0], chunk...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			chunk, err = br.ReadSlice('\n')
+			if len(line)+len(chunk) > maxLine {
+				tooLong = true
+				line = line[:0]
+				continue
+			}
+			line = append(line, chunk...)
+		}
+		if tooLong {
+			s.m.legacyLines.Inc()
+			s.m.legacyBadLines.Inc()
+			s.rl.log(s.log, "legacy-bad:"+peer, slog.LevelWarn, "legacy line too long; skipped", "peer", peer, "max_line", maxLine)
+		} else if len(bytes.TrimSpace(line)) > 0 {
+			s.m.legacyLines.Inc()
+			s.legacyLine(peer, line, stop)
+		}
+		if cap(line) > 1<<20 {
+			line = nil
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				s.log.Debug("legacy connection idle; closing", "peer", peer)
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.log.Debug("legacy connection error", "peer", peer, "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (s *Server) legacyLine(peer string, line []byte, stop <-chan struct{}) {
+	ms, bad := metric.DecodeJSON(line, time.Now().Unix())
+	if len(bad) > 0 {
+		s.m.legacyBadLines.Inc()
+		s.m.invalidMetrics.WithLabelValues("legacy").Add(float64(len(bad)))
+		s.rl.log(s.log, "legacy-bad:"+peer, slog.LevelWarn, "bad legacy line items dropped", "peer", peer,
+			"bad", len(bad), "good", len(ms), "first", bad[0].Error(), "line", truncate(line, 200))
+	}
+	if len(ms) == 0 {
+		return
+	}
+	msgs, size := s.buildMessages(ms)
+	n, err := s.global.acquire(s.hardCtx, size)
+	if err != nil {
+		return
+	}
+	s.m.metricsIn.WithLabelValues("legacy").Add(float64(len(ms)))
+	p := &pending{srv: s, release: func() { s.global.release(n) }}
+	p.remaining.Store(int64(len(msgs)))
+	for i := range msgs {
+		msgs[i].Metadata = p
+	}
+	prod := s.prod.Load()
+	if prod == nil {
+		s.rl.log(s.log, "legacy-nokafka", slog.LevelError, "legacy metrics dropped: kafka not connected", "peer", peer, "metrics", len(msgs))
+		p.abandon(len(msgs), errors.New("kafka: not connected"))
+		return
+	}
+	sent, err := prod.send(msgs, s.hardCtx.Done())
+	if err != nil {
+		p.abandon(len(msgs)-sent, err)
+	}
+}
+
+func truncate(b []byte, n int) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
