@@ -94,11 +94,11 @@ type Config struct {
 
 // Stats are a generator's counters.
 type Stats struct {
-	Attempted int64 `json:"attempted_pushes"`
-	Accepted  int64 `json:"accepted_pushes"`
-	Metrics   int64 `json:"accepted_metrics"`
-	Retries   int64 `json:"retries"`
-	LastError string
+	Attempted int64  `json:"attempted_pushes"`
+	Accepted  int64  `json:"accepted_pushes"`
+	Metrics   int64  `json:"accepted_metrics"`
+	Retries   int64  `json:"retries"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Generator pushes a stream.
