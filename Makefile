@@ -8,7 +8,7 @@ LDFLAGS    := -s -w -X github.com/falconet/falconet/internal/version.Version=$(V
 BINARIES   := $(notdir $(wildcard cmd/*))
 TEST_FLAGS ?= -race -timeout 20m
 
-.PHONY: help build test test-short test-fault bench demo lint tidy-check clean
+.PHONY: help build test test-short test-fault test-fault-soak bench demo lint tidy-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -28,8 +28,12 @@ test: build ## everything CI runs: vet, unit and integration tests under -race, 
 test-short: ## quick unit tests, no race detector
 	$(GO) test -short ./...
 
-test-fault: build ## network-namespace fault tests (root)
-	$(GO) test -tags fault -timeout 20m -count=1 -p 1 ./fault/... 2>&1 | tee /tmp/falconet-fault.log; exit $${PIPESTATUS[0]}
+test-fault: build ## network-namespace fault tests (root); report table in /tmp/falconet-fault-report.md
+	$(GO) test -tags fault -timeout 20m -count=1 -p 1 -v ./fault/... 2>&1 | tee /tmp/falconet-fault.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\||fault suite|report)|_test.go' ; exit $${PIPESTATUS[0]}
+
+SOAK ?= 10m
+test-fault-soak: build ## random fault sequences for SOAK (default 10m), contract checked after each (root; not in CI)
+	FALCONET_FAULT_SOAK=$(SOAK) $(GO) test -tags fault -timeout 0 -count=1 -p 1 -v -run '^TestSoak$$' ./fault/ 2>&1 | tee /tmp/falconet-fault-soak.log; exit $${PIPESTATUS[0]}
 
 bench: ## Go benchmarks (numbers for the README)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./... | tee bench.out

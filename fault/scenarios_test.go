@@ -1,0 +1,319 @@
+//go:build fault
+
+package fault
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/falconet/falconet/fault/check"
+	"github.com/falconet/falconet/fault/netns"
+)
+
+// outage is the body of most scenarios: start the pipeline and the load,
+// wait until it delivers, inject the fault, hold it for the outage (that
+// sleep IS the fault's duration), heal, measure the recovery, check.
+func outage(t *testing.T, o opts, r row, hold time.Duration, inject, heal func(c *cluster)) (*cluster, check.Result) {
+	t.Helper()
+	c := newCluster(t, o)
+	c.startLoads()
+	c.waitWarm()
+	inject(c)
+	time.Sleep(hold) // the outage itself
+	heal(c)
+	healed := time.Now()
+	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHeal(healed, drainLimit)
+	if !r.firstLiveM {
+		t.Errorf("no metric generated after the heal reached Elasticsearch within %v", drainLimit)
+	}
+	if !r.drainM {
+		t.Errorf("the backlog did not drain within %v of the heal", drainLimit)
+	}
+	return c, c.finish(r)
+}
+
+func forAgents(c *cluster, f func(nd *netns.Node) error) {
+	c.t.Helper()
+	for _, nd := range c.agentN {
+		if err := f(nd); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// agentConnected reads the sender's connected gauge from inside the agent's
+// namespace (its link to the host may be the thing that is broken).
+func agentConnected(nd *netns.Node) (float64, error) {
+	cl := nd.HTTPClient(2 * time.Second)
+	resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", agentHTTP))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return parseProm(resp.Body, "falconet_agent_sender_connected")
+}
+
+func agentMetric(nd *netns.Node, name string) (float64, error) {
+	cl := nd.HTTPClient(2 * time.Second)
+	resp, err := cl.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", agentHTTP))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return parseProm(resp.Body, name)
+}
+
+// 1. The cable is pulled for 30 s.
+func TestLinkDown30s(t *testing.T) {
+	outage(t, opts{}, row{Scenario: "link down", Fault: "agents' links down 30 s"}, 30*time.Second,
+		func(c *cluster) { forAgents(c, (*netns.Node).LinkDown) },
+		func(c *cluster) { forAgents(c, (*netns.Node).LinkUp) })
+}
+
+// 2. Silent blackhole for 60 s: nothing comes back, not even a RST. The agent
+// must notice within seconds (heartbeats and read deadlines), not the
+// kernel's 15 minutes.
+func TestBlackhole60s(t *testing.T) {
+	var noticed time.Duration
+	r := row{Scenario: "silent blackhole", Fault: "nftables drop both ways 60 s"}
+	outage(t, opts{}, r, 0,
+		func(c *cluster) {
+			start := time.Now()
+			forAgents(c, (*netns.Node).Blackhole)
+			for _, nd := range c.agentN {
+				err := netns.WaitFor(45*time.Second, pollEvery, func() error {
+					v, err := agentConnected(nd)
+					if err != nil {
+						return err
+					}
+					if v != 0 {
+						return fmt.Errorf("%s still thinks it is connected", nd.Name)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Errorf("agent never noticed the blackhole: %v", err)
+				}
+			}
+			noticed = time.Since(start)
+			t.Logf("agents noticed the blackhole after %.1f s", noticed.Seconds())
+			time.Sleep(max(0, 60*time.Second-time.Since(start))) // the rest of the 60 s outage
+		},
+		func(c *cluster) { forAgents(c, (*netns.Node).Unblackhole) })
+	setLastNote(fmt.Sprintf("noticed in %.1f s", noticed.Seconds()))
+}
+
+func setLastNote(note string) {
+	report.mu.Lock()
+	defer report.mu.Unlock()
+	if n := len(report.rows); n > 0 {
+		if report.rows[n-1].Note != "" {
+			report.rows[n-1].Note += "; "
+		}
+		report.rows[n-1].Note += note
+	}
+}
+
+// 3. The relay the agents use is killed with SIGKILL mid-stream; the agents
+// fail over to the other relay; the killed relay comes back 30 s later.
+// "Heal" is the kill itself: first live = the first metric generated after
+// the kill is stored through the other relay.
+func TestRelayKill(t *testing.T) {
+	c := newCluster(t, opts{})
+	c.startLoads()
+	c.waitWarm()
+	c.relays[0].Kill()
+	killed := time.Now()
+	r := row{Scenario: "relay SIGKILL", Fault: "relay1 killed, back after 30 s"}
+	r.FirstLive, _, r.firstLiveM, _ = c.measureHealLive(killed, 60*time.Second)
+	if !r.firstLiveM {
+		t.Errorf("no metric generated after the kill was stored within 60 s: failover did not happen")
+	}
+	time.Sleep(max(0, 30*time.Second-time.Since(killed))) // relay1 stays dead 30 s
+	if err := c.relays[0].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitTCP(c.relayN[0].Addr(relayPort), c.relays[0])
+	_, r.Drain, _, r.drainM = c.measureHeal(killed, drainLimit)
+	c.finish(r)
+}
+
+// 4. Kafka stopped for 30 s and started again on the same port and data:
+// relays cannot get acks, so they must not ack; agents buffer.
+func TestKafkaStop30s(t *testing.T) {
+	outage(t, opts{kafkaSync: true}, row{Scenario: "Kafka down", Fault: "dev Kafka stopped 30 s"}, 30*time.Second,
+		func(c *cluster) {
+			if err := c.kafka.Stop(20 * time.Second); err != nil && c.kafka.Running() {
+				t.Fatal(err)
+			}
+		},
+		func(c *cluster) {
+			if err := c.kafka.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			c.waitTCP(c.core.Addr(kafkaPort), c.kafka)
+		})
+}
+
+// 5. Elasticsearch stopped for 60 s: the saver keeps its offsets and resumes.
+func TestESDown60s(t *testing.T) {
+	outage(t, opts{}, row{Scenario: "ES down", Fault: "dev ES stopped 60 s"}, 60*time.Second,
+		func(c *cluster) {
+			if err := c.es.Stop(20 * time.Second); err != nil && c.es.Running() {
+				t.Fatal(err)
+			}
+		},
+		func(c *cluster) {
+			if err := c.es.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			c.waitTCP(c.core.Addr(esPort), c.es)
+		})
+}
+
+// 6. The agent is SIGKILLed repeatedly while it buffers (its link is down);
+// the generator retries every push the dead agent did not answer.
+func TestAgentKillWhileBuffering(t *testing.T) {
+	kills := 0
+	outage(t, opts{}, row{Scenario: "agent SIGKILL x6", Fault: "link down 36 s, agents killed every 6 s"}, 0,
+		func(c *cluster) {
+			forAgents(c, (*netns.Node).LinkDown)
+			for range 6 {
+				time.Sleep(6 * time.Second) // the pace of the kills is the fault
+				for i, p := range c.agents {
+					p.Kill()
+					kills++
+					if err := p.Restart(); err != nil {
+						t.Fatal(err)
+					}
+					// Wait for it to serve again before the next kill, so every kill
+					// hits a running agent with a buffer open.
+					err := netns.WaitFor(30*time.Second, 50*time.Millisecond, func() error {
+						_, err := agentConnected(c.agentN[i])
+						return err
+					})
+					if err != nil {
+						t.Fatalf("agent %s did not come back: %v\n%s", p.Name, err, p.Tail(2000))
+					}
+				}
+			}
+		},
+		func(c *cluster) { forAgents(c, (*netns.Node).LinkUp) })
+	setLastNote(fmt.Sprintf("%d kills", kills))
+}
+
+// 7. A flapping link: down 3 s, up 3 s, for a minute.
+func TestFlappingLink(t *testing.T) {
+	outage(t, opts{}, row{Scenario: "flapping link", Fault: "down 3 s / up 3 s for 60 s"}, 0,
+		func(c *cluster) {
+			for range 10 {
+				forAgents(c, (*netns.Node).LinkDown)
+				time.Sleep(3 * time.Second) // flap period
+				forAgents(c, (*netns.Node).LinkUp)
+				time.Sleep(3 * time.Second) // flap period
+			}
+			forAgents(c, (*netns.Node).LinkDown) // the last flap ends with the heal below
+		},
+		func(c *cluster) { forAgents(c, (*netns.Node).LinkUp) })
+}
+
+// 8. The buffer cap is reached during a long outage: the oldest data is
+// dropped, exactly, and the counter says how much.
+func TestBufferCap(t *testing.T) {
+	const capBytes = "64KiB"
+	c := newCluster(t, opts{agents: 1, bufferMaxBytes: capBytes})
+	c.startLoads()
+	c.waitWarm()
+	nd := c.agentN[0]
+	before, err := agentMetric(nd, "falconet_buffer_dropped_metrics_total")
+	if err != nil {
+		t.Fatalf("agent /metrics: %v", err)
+	}
+	if err := nd.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	// Hold the outage until the buffer has dropped data, then 10 s more.
+	err = netns.WaitFor(120*time.Second, 500*time.Millisecond, func() error {
+		v, err := agentMetric(nd, "falconet_buffer_dropped_metrics_total")
+		if err != nil {
+			return err
+		}
+		if v <= before {
+			return fmt.Errorf("nothing dropped yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a %s buffer never dropped during the outage: %v", capBytes, err)
+	}
+	time.Sleep(10 * time.Second) // keep the outage going past the first drop
+	after, err := agentMetric(nd, "falconet_buffer_dropped_metrics_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	dropped := int64(after - before)
+	r := row{Scenario: "buffer cap", Fault: fmt.Sprintf("max_bytes %s, link down %.0f s", capBytes, healed.Sub(down).Seconds()), Dropped: dropped}
+	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHealPartial(healed, drainLimit, int(dropped))
+	recs := c.stopLoads()
+	c.loads = nil
+	// Let everything that survived arrive, then look at exactly what is missing.
+	ctx := context.Background()
+	var ids []string
+	for _, rec := range recs {
+		var seqs []int64
+		for seq := range rec.Accepted {
+			seqs = append(seqs, seq)
+		}
+		ids = append(ids, check.IDs(rec.Stream, seqs)...)
+	}
+	_ = netns.WaitFor(drainLimit, 500*time.Millisecond, func() error {
+		n, err := c.ES.CountIDs(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if n < len(ids)-int(dropped) {
+			return fmt.Errorf("%d of %d stored", n, len(ids)-int(dropped))
+		}
+		return nil
+	})
+	res, err := c.ES.CheckAll(ctx, recs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Result = res
+	r.Wall = time.Since(c.started)
+	if res.Duplicated != 0 || res.Misplaced != 0 {
+		t.Errorf("duplicates or misplaced documents: %s", res)
+	}
+	if int64(res.Missing) != dropped {
+		t.Errorf("missing %d metrics, the drop counter says %d: %s", res.Missing, dropped, res)
+	}
+	// The missing ones must be the oldest of the outage: every missing push is
+	// older than every stored push accepted after the link went down.
+	missingSeqs, storedAfterDown, err := c.seqsByPresence(recs[0], down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missingSeqs) > 0 && len(storedAfterDown) > 0 {
+		newestMissing := slices.Max(missingSeqs)
+		oldestKept := slices.Min(storedAfterDown)
+		if newestMissing > oldestKept {
+			t.Errorf("dropped data is not the oldest: missing push %d is newer than kept push %d", newestMissing, oldestKept)
+		}
+	}
+	r.Pass = !t.Failed()
+	r.Note = fmt.Sprintf("missing = dropped counter = %d, all older than any kept", dropped)
+	if t.Failed() {
+		r.Note = ""
+		t.Logf("component logs:\n%s", c.tails())
+	}
+	addRow(r)
+}
