@@ -257,13 +257,24 @@ echo "done 1"
 }
 
 func TestUserMetricContextCancelKills(t *testing.T) {
-	path := writeScript(t, "sleep 300\n")
+	started := filepath.Join(t.TempDir(), "started")
+	path := writeScript(t, fmt.Sprintf("touch %s\nsleep 300\n", started))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		_, err := NewUserMetric(path, ScriptOptions{Timeout: time.Minute})(ctx)
 		done <- err
 	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("script did not start within 10 s")
+		}
+		time.Sleep(5 * time.Millisecond) //nolint:forbidigo // polling with a deadline
+	}
 	cancel()
 	select {
 	case err := <-done:
