@@ -95,6 +95,16 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	s := h.s
 	topic, part := claim.Topic(), claim.Partition()
 	tr := newPartTracker(func(next int64) { sess.MarkOffset(topic, part, next, "") })
+	if off := claim.InitialOffset(); off >= 0 {
+		tr.position = off
+	} else if resolved, err := s.kclient.GetOffset(topic, part, off); err == nil {
+		// No commit yet: oldest or newest, resolved now (only the lag
+		// estimate uses it).
+		tr.position = resolved
+	}
+	s.claimsMu.Lock()
+	s.claims[part] = claimState{claim: claim, tracker: tr}
+	s.claimsMu.Unlock()
 	ctx := sess.Context()
 	prefix := topic + "/" + strconv.Itoa(int(part)) + "/"
 	defer func() {
@@ -104,6 +114,11 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		s.writer.flushSoon()
 		idle := tr.waitIdle(s.hardCtx, s.cfg.Kafka.RebalanceDrain.D())
 		tr.close()
+		s.claimsMu.Lock()
+		if s.claims[part].tracker == tr {
+			delete(s.claims, part)
+		}
+		s.claimsMu.Unlock()
 		if !idle {
 			s.logger.Warn("partition released with records in flight; they will be read again",
 				"topic", topic, "partition", part, "in_flight", tr.outstanding())
@@ -156,4 +171,30 @@ func (s *Saver) deadLetterLog(rec *record, reason string, err error) {
 	s.logger.Warn("record goes to the dead-letter topic", "source", rec.source, "reason", reason, "err", err,
 		"suppressed_since_last", s.dlqLogSuppressed)
 	s.dlqLogAt, s.dlqLogSuppressed = time.Now(), 0
+}
+
+type claimState struct {
+	claim   sarama.ConsumerGroupClaim
+	tracker *partTracker
+}
+
+// lag is the number of records in this saver's partitions not yet stored or
+// dead-lettered (high water mark minus committable position, summed); false
+// while it owns no partition.
+func (s *Saver) lag() (int64, bool) {
+	s.claimsMu.Lock()
+	defer s.claimsMu.Unlock()
+	if len(s.claims) == 0 {
+		return 0, false
+	}
+	var lag int64
+	for _, c := range s.claims {
+		hwm := c.claim.HighWaterMarkOffset()
+		pos := c.tracker.pos()
+		if pos < 0 {
+			pos = 0 // nothing received yet: count the whole partition
+		}
+		lag += max(0, hwm-pos)
+	}
+	return lag, true
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -101,6 +102,8 @@ type rollupScheduler struct {
 	m      *metrics
 	logger *slog.Logger
 	now    func() time.Time
+	// caughtUp gates computation (nil: always).
+	caughtUp func() (bool, string)
 
 	mu        sync.Mutex
 	watermark map[time.Duration]int64          // windows starting before this are computed
@@ -183,7 +186,9 @@ func (r *rollupScheduler) run(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Rollup.Interval.D())
 	defer t.Stop()
 	for {
-		r.runOnce(ctx)
+		if err := r.runOnce(ctx); err != nil && errors.Is(err, errBehind) {
+			r.logger.Debug("rollups waiting", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -192,7 +197,16 @@ func (r *rollupScheduler) run(ctx context.Context) {
 	}
 }
 
-func (r *rollupScheduler) runOnce(ctx context.Context) {
+// errBehind is returned by runOnce while the saver is catching up.
+var errBehind = errors.New("saver: rollups wait: consumer behind")
+
+func (r *rollupScheduler) runOnce(ctx context.Context) error {
+	if r.caughtUp != nil {
+		if ok, why := r.caughtUp(); !ok {
+			return fmt.Errorf("%w: %s", errBehind, why)
+		}
+	}
+	var firstErr error
 	for step, windows := range r.due() {
 		for i, ws := range windows {
 			n, err := ComputeRollup(ctx, r.es, step, ws, r.cfg.Elasticsearch.RequestTimeout.D())
@@ -202,12 +216,16 @@ func (r *rollupScheduler) runOnce(ctx context.Context) {
 						"window", time.Unix(ws, 0).UTC(), "err", err)
 				}
 				r.redo(step, windows[i:])
+				if firstErr == nil {
+					firstErr = err
+				}
 				break
 			}
 			r.m.rollupWins.Inc()
 			r.m.rollupDocs.Add(float64(n))
 		}
 	}
+	return firstErr
 }
 
 // ComputeRollup reads the raw documents of the window [windowStart,

@@ -28,6 +28,7 @@ type Saver struct {
 	writer   *writer
 	dlq      *deadLetters
 	rollups  *rollupScheduler
+	kclient  sarama.Client
 	producer sarama.SyncProducer
 	group    sarama.ConsumerGroup
 
@@ -41,6 +42,9 @@ type Saver struct {
 	closed   bool
 	joined   bool
 	closeErr error
+
+	claimsMu sync.Mutex
+	claims   map[int32]claimState // partitions owned now
 
 	dlqLogMu         sync.Mutex
 	dlqLogAt         time.Time
@@ -62,7 +66,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Saver{cfg: cfg, logger: logger, m: newMetrics(reg), now: time.Now}
+	s := &Saver{cfg: cfg, logger: logger, m: newMetrics(reg), now: time.Now, claims: map[int32]claimState{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -76,13 +80,19 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	if err != nil {
 		return nil, err
 	}
+	s.kclient, err = sarama.NewClient(cfg.Kafka.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("saver: kafka: %w", err)
+	}
 	s.producer, err = sarama.NewSyncProducer(cfg.Kafka.Brokers, sc)
 	if err != nil {
+		s.kclient.Close()
 		return nil, fmt.Errorf("saver: dead-letter producer: %w", err)
 	}
 	s.group, err = sarama.NewConsumerGroup(cfg.Kafka.Brokers, cfg.Kafka.Group, sc)
 	if err != nil {
 		s.producer.Close()
+		s.kclient.Close()
 		return nil, fmt.Errorf("saver: consumer group: %w", err)
 	}
 	retry := retrySleeper(cfg.Elasticsearch.RetryInitial.D(), cfg.Elasticsearch.RetryMax.D())
@@ -90,6 +100,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	s.writer = newWriter(&s.cfg.Elasticsearch, es, s.dlq, s.m, logger)
 	if cfg.Rollup.Enabled {
 		s.rollups = newRollupScheduler(&s.cfg, es, s.m, logger, s.now)
+		s.rollups.caughtUp = s.caughtUp
 		s.writer.onStored = s.rollups.stored
 	}
 	return s, nil
@@ -210,6 +221,7 @@ func (s *Saver) Run(ctx context.Context) error {
 	if err := s.producer.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("saver: close producer: %w", err)
 	}
+	s.kclient.Close()
 	s.es.Stop()
 	s.mu.Lock()
 	s.closed = true
@@ -220,6 +232,7 @@ func (s *Saver) Run(ctx context.Context) error {
 func (s *Saver) shutdownClients() {
 	s.group.Close()
 	s.producer.Close()
+	s.kclient.Close()
 	s.es.Stop()
 	s.hardCancel()
 }
@@ -247,4 +260,20 @@ func (s *Saver) Close() error {
 // failing for more than a minute.
 func (s *Saver) Health() error {
 	return s.writer.health(time.Minute)
+}
+
+// caughtUp reports whether this saver has stored (nearly) everything in its
+// partitions: rollups wait for it, so a saver catching up a backlog does not
+// compute windows whose data is still in Kafka. "Nearly" is what the writer
+// holds in flight at most.
+func (s *Saver) caughtUp() (bool, string) {
+	lag, ok := s.lag()
+	if !ok {
+		return false, "no partitions assigned"
+	}
+	limit := int64((s.cfg.Elasticsearch.MaxInFlight + 2) * s.cfg.Elasticsearch.BulkDocs)
+	if lag > limit {
+		return false, fmt.Sprintf("%d records behind (limit %d)", lag, limit)
+	}
+	return true, ""
 }

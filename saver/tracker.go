@@ -21,10 +21,23 @@ type partTracker struct {
 	pending int
 	closed  bool
 	changed chan struct{} // signalled (non-blocking) on every completion
+	// position is the next offset not yet done (committable); -1 until
+	// known.
+	position int64
 }
 
 func newPartTracker(mark func(next int64)) *partTracker {
-	return &partTracker{mark: mark, changed: make(chan struct{}, 1)}
+	return &partTracker{mark: mark, changed: make(chan struct{}, 1), position: -1}
+}
+
+// pos returns the next offset not yet done, or -1 if unknown.
+func (t *partTracker) pos() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.offs) > 0 {
+		return t.offs[0]
+	}
+	return t.position
 }
 
 // add registers a received record and returns its sequence number for done.
@@ -58,6 +71,7 @@ func (t *partTracker) complete(seq uint64) {
 	var next int64 = -1
 	if n > 0 {
 		next = t.offs[n-1] + 1
+		t.position = next
 		t.offs = t.offs[n:]
 		t.done = t.done[n:]
 		t.headSeq += uint64(n)
