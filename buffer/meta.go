@@ -17,6 +17,8 @@ const (
 
 type boltMeta struct {
 	pageSize uint32
+	root     uint64 // root bucket's page
+	freelist uint64 // freelist page, or noFreelist
 	pgid     uint64 // high water mark: the file must hold pgid pages
 	txid     uint64
 }
@@ -34,7 +36,8 @@ func parseMeta(p []byte) (boltMeta, bool) {
 	if h.Sum64() != binary.LittleEndian.Uint64(m[56:]) {
 		return boltMeta{}, false
 	}
-	bm := boltMeta{pageSize: binary.LittleEndian.Uint32(m[8:]), pgid: binary.LittleEndian.Uint64(m[40:]), txid: binary.LittleEndian.Uint64(m[48:])}
+	bm := boltMeta{pageSize: binary.LittleEndian.Uint32(m[8:]), root: binary.LittleEndian.Uint64(m[16:]),
+		freelist: binary.LittleEndian.Uint64(m[32:]), pgid: binary.LittleEndian.Uint64(m[40:]), txid: binary.LittleEndian.Uint64(m[48:])}
 	if bm.pageSize < 512 || bm.pageSize > 1<<20 || bm.pageSize&(bm.pageSize-1) != 0 {
 		return boltMeta{}, false
 	}

@@ -46,15 +46,23 @@ func guarded(f func() error) error {
 func (q *Queue) openLoad() (loaded, error) {
 	var ld loaded
 	path := q.cfg.Path
-	fi, err := os.Stat(path)
+	_, err := os.Stat(path)
 	exists := err == nil
 	if exists {
-		if fi.Size() == 0 {
-			return ld, corruptf("%s is empty (zero bytes)", path)
-		}
-		if _, err := checkMeta(path, fi.Size()); err != nil {
+		lf, err := lockFile(path, true, q.opts.Timeout)
+		if err != nil {
 			return ld, err
 		}
+		rep, werr := walkFile(lf, q.cfg.VerifyOnOpen)
+		unlockFile(lf)
+		if werr != nil {
+			return ld, werr
+		}
+		if !rep.hasBatches && len(rep.otherBuckets) > 0 {
+			return ld, corruptf("%s is a bbolt file of something else (buckets %q), not a falconet buffer", path, rep.otherBuckets)
+		}
+		ld.lastSeq = max(rep.sequence, rep.lastSeq)
+		ld.batches, ld.metrics, ld.bytes, ld.bad = rep.batches, rep.metrics, rep.bytes, rep.bad
 	}
 	var db *bolt.DB
 	err = guarded(func() error {
@@ -72,43 +80,6 @@ func (q *Queue) openLoad() (loaded, error) {
 	case err != nil:
 		return ld, fmt.Errorf("buffer: open %s: %w", path, err)
 	}
-	err = guarded(func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketBatches)
-			if b == nil {
-				if k, _ := tx.Cursor().First(); k != nil && string(k) != string(bucketQuarantine) {
-					return corruptf("%s is a bbolt file without a %q bucket (bucket %q): not a falconet buffer", path, bucketBatches, k)
-				}
-				return nil
-			}
-			ld.lastSeq = b.Sequence()
-			c := b.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				s, ok := keySeq(k)
-				if !ok || v == nil {
-					return corruptf("bad key %x in %q", k, bucketBatches)
-				}
-				if s > ld.lastSeq {
-					ld.lastSeq = s
-				}
-				m, _, herr := decodeRecordHeader(v)
-				if herr != nil {
-					m = 0
-				}
-				ld.batches++
-				ld.metrics += int64(m)
-				ld.bytes += int64(keyLen + len(v))
-				if herr != nil {
-					ld.bad = append(ld.bad, s)
-				} else if q.cfg.VerifyOnOpen {
-					if _, err := decodeRecord(k, v); err != nil {
-						ld.bad = append(ld.bad, s)
-					}
-				}
-			}
-			return nil
-		})
-	})
 	if err == nil {
 		err = db.Update(func(tx *bolt.Tx) error {
 			if _, err := tx.CreateBucketIfNotExists(bucketBatches); err != nil {
