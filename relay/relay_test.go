@@ -609,4 +609,3 @@ func TestKcatReadsWhatTheRelayWrote(t *testing.T) {
 		t.Errorf("kcat read %d records, want %d", got, len(want))
 	}
 }
-
