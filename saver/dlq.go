@@ -32,13 +32,9 @@ func newDeadLetters(topic string, producer sarama.SyncProducer, m *metrics, logg
 	return &deadLetters{topic: topic, producer: producer, m: m, logger: logger, retry: retry, in: make(chan dlqItem, 1024)}
 }
 
-// send queues rec for the dead-letter topic. It blocks while the queue is
-// full, which slows the caller: dead letters are rare.
-func (d *deadLetters) send(rec *record, reason string) {
-	d.in <- dlqItem{rec: rec, reason: reason}
-}
-
-// trySend is send that gives up when ctx ends.
+// trySend queues rec for the dead-letter topic. It blocks while the queue is
+// full, which slows the caller (dead letters are rare), and gives up when ctx
+// ends.
 func (d *deadLetters) trySend(ctx context.Context, rec *record, reason string) bool {
 	select {
 	case d.in <- dlqItem{rec: rec, reason: reason}:

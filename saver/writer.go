@@ -257,7 +257,10 @@ func (w *writer) write(ctx context.Context, b *batch) {
 				w.m.stored.Inc()
 				w.m.duplicates.Inc()
 				rec.ack.done()
-			case res.Status == http.StatusTooManyRequests || res.Status >= 500 || res.Status == http.StatusConflict:
+			case res.Status == http.StatusTooManyRequests || res.Status >= 500 || res.Status == http.StatusConflict,
+				res.Error != nil && res.Error.Type == "cluster_block_exception":
+				// Overloaded, failing, or read-only (disk flood stage):
+				// the document is fine, try it again later.
 				retry = append(retry, idx)
 			default:
 				reason := fmt.Sprintf("%s: status %d", ReasonRejected, res.Status)
