@@ -11,7 +11,7 @@ import (
 // everything is done. Records complete in any order (several bulks in flight,
 // item retries); the committable offset only moves over a done prefix.
 type partTracker struct {
-	mark func(next int64) // called with the next offset to read, outside the lock
+	mark func(next int64) // called with the next offset to read, in order, under mu
 
 	mu      sync.Mutex
 	headSeq uint64  // sequence number of offs[0]
@@ -53,7 +53,7 @@ func (t *partTracker) add(offset int64) uint64 {
 }
 
 // complete marks the record seq done and moves the committable offset over
-// the done prefix. It is safe from any goroutine, also after close (then it
+// the done prefix, calling mark with the new position. It is safe from any goroutine, also after close (then it
 // only counts).
 func (t *partTracker) complete(seq uint64) {
 	t.mu.Lock()
@@ -80,11 +80,12 @@ func (t *partTracker) complete(seq uint64) {
 			t.done = append([]bool(nil), t.done...)
 		}
 	}
-	closed := t.closed
-	t.mu.Unlock()
-	if next >= 0 && !closed {
+	// Marking under the lock keeps marks in order across goroutines; mark
+	// (sarama's MarkOffset) never calls back into the tracker.
+	if next >= 0 && !t.closed {
 		t.mark(next)
 	}
+	t.mu.Unlock()
 	select {
 	case t.changed <- struct{}{}:
 	default:
