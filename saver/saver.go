@@ -70,6 +70,13 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	for _, o := range opts {
 		o(s)
 	}
+	if reg != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "falconet_saver_lag_records",
+			Help: "Records in this saver's partitions not yet stored or dead-lettered."}, func() float64 {
+			lag, _ := s.lag()
+			return float64(lag)
+		}))
+	}
 	s.hardCtx, s.hardCancel = context.WithCancel(context.Background())
 	es, err := NewESClient(&cfg.Elasticsearch)
 	if err != nil {

@@ -53,8 +53,8 @@ func (t *partTracker) add(offset int64) uint64 {
 }
 
 // complete marks the record seq done and moves the committable offset over
-// the done prefix, calling mark with the new position. It is safe from any goroutine, also after close (then it
-// only counts).
+// the done prefix, calling mark with the new position. It is safe from any
+// goroutine, also after close (then it only counts).
 func (t *partTracker) complete(seq uint64) {
 	t.mu.Lock()
 	i := int(seq - t.headSeq)
