@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/falconet/falconet/metric"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Job is one configured collector: a built-in or a user script.
@@ -55,8 +54,9 @@ type Agent struct {
 	logger   *slog.Logger
 }
 
-// New builds the agent from cfg (validated by the caller). reg may be nil.
-func New(cfg Config, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Agent, error) {
+// New builds the agent from cfg. metrics may be nil (unregistered); pass
+// the same Metrics to NewBufferSink so all of them reach /metrics.
+func New(cfg Config, sink Sink, logger *slog.Logger, metrics *Metrics) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func New(cfg Config, sink Sink, logger *slog.Logger, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, err
 	}
-	metrics := NewMetrics(reg)
+	metrics = orNewMetrics(metrics)
 	a := &Agent{
 		sched: NewScheduler(sink, SchedulerConfig{
 			Hostname: host, MaxJitter: cfg.Jitter.D(), Logger: logger, Metrics: metrics,

@@ -15,10 +15,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/falconet/falconet/agent"
+	"github.com/falconet/falconet/agent/sender"
+	"github.com/falconet/falconet/buffer"
 	"github.com/falconet/falconet/internal/confkit"
 	"github.com/falconet/falconet/internal/obs"
 	"github.com/falconet/falconet/internal/version"
-	"github.com/falconet/falconet/metric"
 )
 
 // exitError carries an exit status; its message, if any, is printed.
@@ -155,18 +156,65 @@ func (m *Main) runTest(ctx context.Context, cfg agent.Config, logger *slog.Logge
 	return nil
 }
 
-// runDaemon runs the scheduler and the HTTP server until ctx ends.
-func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Logger) error {
-	reg := obs.NewRegistry()
-	sink := newMemorySink(100_000)
-	logger.Warn("no durable buffer in this build yet: collected and pushed metrics are kept in memory (newest 100000) and lost on exit",
-		"buffer.path", cfg.Buffer.Path)
+// ackGrace bounds how long shutdown waits for the relay to ack batches
+// already sent, before the sender is stopped (unacked ones stay in the
+// buffer and are sent again after the restart).
+const ackGrace = 2 * time.Second
 
-	a, err := agent.New(cfg, sink, logger, reg)
+// runDaemon runs the pipeline until ctx ends:
+//
+//	collectors, push API -> BufferSink -> buffer.Queue (disk) -> sender -> relays
+//
+// Shutdown: collectors and the HTTP server stop first (no more appends),
+// then the sender gets up to ackGrace for acks of batches in flight, then it
+// stops and the buffer is closed.
+func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Logger) error {
+	host, err := cfg.ResolveHostname()
 	if err != nil {
 		return err
 	}
-	srv, err := obs.Listen(cfg.HTTP.Listen, reg, nil, logger)
+	reg := obs.NewRegistry()
+	metrics := agent.NewMetrics(reg)
+
+	bcfg := buffer.DefaultConfig()
+	bcfg.Path = cfg.Buffer.Path
+	bcfg.MaxBytes = int64(cfg.Buffer.MaxBytes)
+	bcfg.MaxAge = cfg.Buffer.MaxAge.D()
+	bcfg.CommitWindow = cfg.Buffer.CommitWindow.D()
+	q, err := buffer.Open(bcfg, logger.With("component", "buffer"), reg)
+	if err != nil {
+		return err
+	}
+	m.addCloser(q.Close)
+
+	scfg := sender.DefaultConfig()
+	scfg.Token = cfg.Relay.Token
+	scfg.AgentID = host
+	scfg.MaxInFlight = cfg.Relay.MaxInFlight
+	if scfg.TLS, err = relayTLS(cfg.Relay.TLS); err != nil {
+		return err
+	}
+	snd, err := sender.New(scfg, q, sender.StaticRelays(cfg.Relay.Addresses...), logger, reg)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Relay.Addresses) == 0 {
+		logger.Warn("no relay addresses configured (relay.addresses): metrics are kept in the buffer until a relay is known",
+			"buffer.path", cfg.Buffer.Path)
+	}
+
+	sink := agent.NewBufferSink(q, cfg.Buffer.BatchMetrics, metrics)
+	a, err := agent.New(cfg, sink, logger, metrics)
+	if err != nil {
+		return err
+	}
+	health := func() error {
+		if q.Stats().DiskFull {
+			return errors.New("buffer: disk full; metrics held in memory")
+		}
+		return nil
+	}
+	srv, err := obs.Listen(cfg.HTTP.Listen, reg, health, logger)
 	if err != nil {
 		return err
 	}
@@ -176,14 +224,60 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	m.mu.Unlock()
 	close(m.ready)
 	logger.Info("agent started", "version", version.Version, "hostname", a.Hostname(), "http", srv.Addr(),
-		"interval", cfg.Interval.D(), "scripts", len(cfg.Scripts))
+		"interval", cfg.Interval.D(), "scripts", len(cfg.Scripts), "buffer", cfg.Buffer.Path,
+		"relays", cfg.Relay.Addresses)
+
+	// The sender has its own context: it outlives the collectors by up to
+	// ackGrace at shutdown.
+	senderCtx, stopSender := context.WithCancel(context.Background())
+	defer stopSender()
+	senderDone := make(chan struct{})
+	var senderErr error
+	go func() {
+		defer close(senderDone)
+		senderErr = snd.Run(senderCtx)
+	}()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return a.Run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-senderDone:
+			if senderErr == nil {
+				return errors.New("sender stopped unexpectedly")
+			}
+			return fmt.Errorf("sender stopped: %w", senderErr)
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	err = g.Wait()
-	logger.Info("agent stopped", "metrics_in_memory", sink.Len())
+
+	// Collectors and the push API are stopped: nothing appends any more.
+	deadline := time.Now().Add(ackGrace)
+	for q.Stats().InFlight > 0 && time.Now().Before(deadline) {
+		select {
+		case <-senderDone:
+			deadline = time.Now()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopSender()
+	<-senderDone
+	st := q.Stats()
+	logger.Info("agent stopped", "buffered_batches", st.Batches, "buffered_metrics", st.Metrics,
+		"unacked_in_flight", st.InFlight)
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
 	return err
+}
+
+func (m *Main) addCloser(f func() error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closers = append(m.closers, f)
 }
 
 // Close releases what Run opened; it is idempotent.
@@ -199,30 +293,4 @@ func (m *Main) Close() error {
 		errs = append(errs, m.closers[i]())
 	}
 	return errors.Join(errs...)
-}
-
-// memorySink keeps the newest max metrics: the stand-in until the durable
-// buffer is wired.
-type memorySink struct {
-	mu  sync.Mutex
-	max int
-	ms  []metric.Metric
-}
-
-func newMemorySink(max int) *memorySink { return &memorySink{max: max} }
-
-func (s *memorySink) Write(_ context.Context, ms []metric.Metric) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ms = append(s.ms, ms...)
-	if over := len(s.ms) - s.max; over > 0 {
-		s.ms = append(s.ms[:0], s.ms[over:]...)
-	}
-	return nil
-}
-
-func (s *memorySink) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.ms)
 }

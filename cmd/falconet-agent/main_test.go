@@ -143,7 +143,8 @@ func get(t *testing.T, url string) (int, string) {
 // TestDaemonInProcess starts the daemon in-process, pushes, scrapes
 // /metrics and /healthz, and stops it.
 func TestDaemonInProcess(t *testing.T) {
-	cfg := writeFile(t, "agent.toml", "interval = \"1s\"\njitter = \"0s\"\n[http]\nlisten = \"127.0.0.1:0\"\n", 0o644)
+	cfg := writeFile(t, "agent.toml", fmt.Sprintf("interval = \"1s\"\njitter = \"0s\"\n[http]\nlisten = \"127.0.0.1:0\"\n[buffer]\npath = %q\n",
+		filepath.Join(t.TempDir(), "buffer.db")), 0o644)
 	var stderr bytes.Buffer
 	m := NewMain(io.Discard, &stderr)
 	if err := m.ParseFlags([]string{"-config", cfg}); err != nil {
@@ -208,7 +209,8 @@ func TestDaemonInProcess(t *testing.T) {
 func TestSIGTERM(t *testing.T) {
 	addr := freeAddr(t)
 	script := writeFile(t, "hang.sh", "#!/bin/sh\nsleep 300\n", 0o755)
-	cfg := writeFile(t, "agent.toml", fmt.Sprintf("interval = \"1s\"\njitter = \"0s\"\n[http]\nlisten = %q\n[[script]]\npath = %q\ntimeout = \"1s\"\n", addr, script), 0o644)
+	cfg := writeFile(t, "agent.toml", fmt.Sprintf("interval = \"1s\"\njitter = \"0s\"\n[http]\nlisten = %q\n[buffer]\npath = %q\n[[script]]\npath = %q\ntimeout = \"1s\"\n",
+		addr, filepath.Join(t.TempDir(), "buffer.db"), script), 0o644)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "FALCONET_AGENT_TEST_MAIN=1", "FALCONET_AGENT_TEST_ARGS=-config "+cfg)
 	var stderr bytes.Buffer
