@@ -1,0 +1,153 @@
+package sender_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/falconet/falconet/agent/sender"
+	"github.com/falconet/falconet/agent/sender/sendertest"
+	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/metric"
+	"github.com/falconet/falconet/relay/relaytest"
+	"github.com/falconet/falconet/wire"
+)
+
+// peer is a relay-side TCP endpoint driven by the test: it answers hello
+// with reply and then reads frames forever without answering (a relay whose
+// process hangs, or a link that drops everything one way).
+type peer struct {
+	ln      net.Listener
+	reply   wire.Message
+	batches atomic.Int64
+	wg      sync.WaitGroup
+}
+
+func startPeer(t *testing.T, reply wire.Message) *peer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{ln: ln, reply: reply}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer c.Close()
+				r := wire.NewReader(c, 0)
+				if _, err := r.ReadMessage(); err != nil {
+					return
+				}
+				c.Write(wire.AppendMessage(nil, p.reply))
+				for {
+					m, err := r.ReadMessage()
+					if err != nil {
+						return
+					}
+					if _, ok := m.(*wire.Batch); ok {
+						p.batches.Add(1)
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func fill(t *testing.T, q *sendertest.MemQueue, n int) {
+	for i := range n {
+		ms := []metric.Metric{{Endpoint: "h", Name: fmt.Sprintf("m%d", i), Value: 1, Timestamp: 1764000000 + int64(i)}}
+		if _, err := q.Append(ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func run(t *testing.T, cfg sender.Config, q sender.Queue, addrs ...string) (*sender.Sender, func()) {
+	cfg.AgentID = "t"
+	if cfg.BackoffMin == 0 {
+		cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 100*time.Millisecond
+	}
+	s, err := sender.New(cfg, q, sender.StaticRelays(addrs...), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+func TestSilentRelayIsDroppedWithinReadTimeout(t *testing.T) {
+	p := startPeer(t, &wire.Welcome{RelayID: "silent", MaxInFlight: 4})
+	q := sendertest.NewMemQueue()
+	fill(t, q, 10)
+	s, _ := run(t, sender.Config{Heartbeat: 100 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, MaxInFlight: 4}, q, p.ln.Addr().String())
+	relaytest.WaitFor(t, 5*time.Second, "batches sent to the silent relay", func() bool { return p.batches.Load() >= 4 })
+	if st := q.Stats(); st.InFlight != 4 {
+		t.Errorf("in flight %d, want the window of 4", st.InFlight)
+	}
+	start := time.Now()
+	relaytest.WaitFor(t, 5*time.Second, "sender gives up on the silent relay and nacks", func() bool {
+		return q.Stats().Nacked >= 4
+	})
+	t.Logf("silent relay noticed after %v (read timeout 500ms)", time.Since(start).Round(time.Millisecond))
+	if st := q.Stats(); st.Acked != 0 || st.Stored != 10 {
+		t.Errorf("stats %+v: want nothing acked, all 10 stored", st)
+	}
+	_ = s
+}
+
+func TestRunNacksEverythingOnExit(t *testing.T) {
+	p := startPeer(t, &wire.Welcome{RelayID: "silent", MaxInFlight: 8})
+	q := sendertest.NewMemQueue()
+	fill(t, q, 20)
+	_, stop := run(t, sender.Config{Heartbeat: time.Second}, q, p.ln.Addr().String())
+	relaytest.WaitFor(t, 5*time.Second, "window in flight", func() bool { return q.Stats().InFlight == 8 })
+	stop()
+	if st := q.Stats(); st.InFlight != 0 || st.Stored != 20 {
+		t.Errorf("after Run returned: %+v, want nothing in flight and all 20 stored", st)
+	}
+}
+
+func TestFailsOverPastRefusingRelay(t *testing.T) {
+	busy := startPeer(t, &wire.Reject{Code: wire.RejectBusy, Reason: "kafka down"})
+	k := devstack.StartKafkaT(t, "falconet-metrics")
+	good := relaytest.Start(t, relaytest.Config(k.Addr()), nil)
+	q := sendertest.NewMemQueue()
+	fill(t, q, 50)
+	s, _ := run(t, sender.Config{}, q, busy.ln.Addr().String(), "127.0.0.1:1", good.ProtocolAddr())
+	relaytest.WaitFor(t, 10*time.Second, "delivered through the third relay", q.Empty)
+	if cur := s.Current(); cur != good.ProtocolAddr() {
+		t.Errorf("connected to %q, want %q", cur, good.ProtocolAddr())
+	}
+	if n := busy.batches.Load(); n != 0 {
+		t.Errorf("%d batches sent to a relay that refused, want 0", n)
+	}
+}
+
+func TestConfigRejectsReadTimeoutBelowHeartbeat(t *testing.T) {
+	_, err := sender.New(sender.Config{Heartbeat: time.Second, ReadTimeout: time.Second}, sendertest.NewMemQueue(), sender.StaticRelays(), nil, nil)
+	if err == nil {
+		t.Error("got nil, want an error for read timeout <= heartbeat")
+	}
+}
