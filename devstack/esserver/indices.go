@@ -1,0 +1,1018 @@
+package esserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ---- settings ----
+
+// knownSettings are the index settings dev-es accepts (after "index.").
+// Others answer Elasticsearch's "unknown setting" error; a few real but
+// unimplemented ones answer unsupported.
+var knownSettings = map[string]string{
+	"number_of_shards": "int>=1", "number_of_replicas": "int>=0", "refresh_interval": "time",
+	"max_result_window": "int>=1", "mapping.total_fields.limit": "int>=0", "codec": "", "auto_expand_replicas": "",
+	"translog.durability": "", "translog.sync_interval": "time", "lifecycle.name": "", "lifecycle.rollover_alias": "",
+	"hidden": "bool", "query.default_field": "", "max_inner_result_window": "int>=1", "priority": "int>=0",
+	"number_of_routing_shards": "int>=1", "mapping.depth.limit": "int>=1", "mapping.nested_fields.limit": "int>=0",
+	"max_terms_count": "int>=1", "max_docvalue_fields_search": "int>=0", "blocks.read_only": "bool",
+	"blocks.read_only_allow_delete": "bool", "blocks.write": "bool", "blocks.read": "bool", "blocks.metadata": "bool",
+	"routing.allocation.include._tier_preference": "", "write.wait_for_active_shards": "",
+}
+
+var unsupportedSettings = map[string]bool{"sort.field": true, "sort.order": true, "analysis": true, "default_pipeline": true, "final_pipeline": true}
+
+// normalizeSettings flattens {"index":{"number_of_shards":1}}, {"number_of_shards":"1"} and
+// {"index.number_of_shards":1} into "index.number_of_shards" -> "1".
+func normalizeSettings(in map[string]any) (map[string]string, *esError) {
+	out := map[string]string{}
+	var walk func(prefix string, v any) *esError
+	walk = func(prefix string, v any) *esError {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, sv := range x {
+				if err := walk(prefix+k+".", sv); err != nil {
+					return err
+				}
+			}
+			return nil
+		case []any:
+			parts := make([]string, len(x))
+			for i, e := range x {
+				parts[i] = fmt.Sprint(e)
+			}
+			out[strings.TrimSuffix(prefix, ".")] = strings.Join(parts, ",")
+		case nil:
+			out[strings.TrimSuffix(prefix, ".")] = ""
+		default:
+			out[strings.TrimSuffix(prefix, ".")] = fmt.Sprint(x)
+		}
+		return nil
+	}
+	if err := walk("", in); err != nil {
+		return nil, err
+	}
+	norm := map[string]string{}
+	for k, v := range out {
+		if !strings.HasPrefix(k, "index.") {
+			k = "index." + k
+		}
+		short := strings.TrimPrefix(k, "index.")
+		for u := range unsupportedSettings {
+			if short == u || strings.HasPrefix(short, u+".") {
+				return nil, errUnsupported("the index setting [%s]", k)
+			}
+		}
+		kind, ok := knownSettings[short]
+		if !ok {
+			return nil, errIllegalArgument("unknown setting [%s] please check that any required plugins are installed, or check the breaking changes documentation for removed settings", k)
+		}
+		switch {
+		case strings.HasPrefix(kind, "int>="):
+			min, _ := strconv.Atoi(kind[5:])
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, errIllegalArgument("Failed to parse value [%s] for setting [%s]", v, k)
+			}
+			if n < min {
+				return nil, errIllegalArgument("Failed to parse value [%s] for setting [%s] must be >= %d", v, k, min)
+			}
+		case kind == "time":
+			if _, err := parseTimeValue(v); err != nil {
+				return nil, errIllegalArgument("failed to parse setting [%s] with value [%s] as a time value: unit is missing or unrecognized", k, v)
+			}
+		case kind == "bool":
+			if v != "true" && v != "false" {
+				return nil, errIllegalArgument("Failed to parse value [%s] as only [true] or [false] are allowed.", v)
+			}
+		}
+		norm[k] = v
+	}
+	return norm, nil
+}
+
+func nestSettings(flat map[string]string) map[string]any {
+	out := map[string]any{}
+	keys := make([]string, 0, len(flat))
+	for k := range flat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts := strings.Split(k, ".")
+		cur := out
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := cur[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				cur[p] = next
+			}
+			cur = next
+		}
+		cur[parts[len(parts)-1]] = flat[k]
+	}
+	return out
+}
+
+// ---- templates ----
+
+type indexTemplate struct {
+	Name     string
+	Patterns []string
+	Priority int64
+	Settings map[string]string
+	Mappings map[string]any
+	Raw      map[string]any
+}
+
+type legacyTemplate struct {
+	Name     string
+	Patterns []string
+	Order    int64
+	Settings map[string]string
+	Mappings map[string]any
+	Version  any
+}
+
+func decodeBody(body []byte, what string) (map[string]any, *esError) {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := unmarshalUseNumber(body, &m); err != nil {
+		return nil, newErr(http.StatusBadRequest, "x_content_parse_exception", "[1:1] %s: failed to parse: %v", what, err).
+			cause(newErr(400, "json_parse_exception", "%v", err))
+	}
+	if m == nil {
+		return nil, newErr(http.StatusBadRequest, "parse_exception", "request body is required")
+	}
+	return m, nil
+}
+
+func toPatterns(v any) ([]string, bool) {
+	switch x := v.(type) {
+	case string:
+		return strings.Split(x, ","), true
+	case []any:
+		var out []string
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, len(out) > 0
+	}
+	return nil, false
+}
+
+func toInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case jsonNumber:
+		n, err := x.Int64()
+		return n, err == nil
+	case float64:
+		return int64(x), x == float64(int64(x))
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+func (s *Server) handlePutIndexTemplate(rq *request) *esError {
+	if e := rq.allow("create", "master_timeout", "cause"); e != nil {
+		return e
+	}
+	name := rq.parts[1]
+	body, e := decodeBody(rq.body, "index_template")
+	if e != nil {
+		return e
+	}
+	if body == nil {
+		return errValidation("index template is missing")
+	}
+	t := &indexTemplate{Name: name, Raw: body}
+	for k, v := range body {
+		switch k {
+		case "index_patterns":
+			ps, ok := toPatterns(v)
+			if !ok {
+				return errParsing("[index_template] index_patterns must be a string or an array of strings")
+			}
+			t.Patterns = ps
+		case "priority":
+			n, ok := toInt(v)
+			if !ok || n < 0 {
+				return errValidation("priority must be a non-negative integer")
+			}
+			t.Priority = n
+		case "template":
+			tm, ok := v.(map[string]any)
+			if !ok {
+				return errParsing("[index_template] template must be an object")
+			}
+			for tk, tv := range tm {
+				switch tk {
+				case "settings":
+					sm, _ := tv.(map[string]any)
+					st, e := normalizeSettings(sm)
+					if e != nil {
+						return e
+					}
+					t.Settings = st
+				case "mappings":
+					mm, _ := tv.(map[string]any)
+					if e := newMapping().merge(mm); e != nil {
+						return e
+					}
+					t.Mappings = mm
+				case "aliases":
+					if am, _ := tv.(map[string]any); len(am) > 0 {
+						return errUnsupported("aliases in index templates")
+					}
+				default:
+					return errParsing("[template] unknown field [%s]", tk)
+				}
+			}
+		case "composed_of":
+			if arr, _ := v.([]any); len(arr) > 0 {
+				return errUnsupported("component templates (composed_of)")
+			}
+		case "version", "_meta":
+		case "data_stream":
+			return errUnsupported("data streams")
+		case "allow_auto_create":
+		default:
+			return errParsing("[index_template] unknown field [%s]", k)
+		}
+	}
+	if len(t.Patterns) == 0 {
+		return errValidation("index patterns are missing")
+	}
+	create, _ := rq.boolParam("create", false)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.templates[name]; exists && create {
+		return errIllegalArgument("index template [%s] already exists", name)
+	}
+	for _, o := range s.templates {
+		if o.Name == name || o.Priority != t.Priority {
+			continue
+		}
+		for _, p := range t.Patterns {
+			for _, op := range o.Patterns {
+				if patternsOverlap(p, op) {
+					return errIllegalArgument("index template [%s] has index patterns %s matching patterns from existing templates [%s] with patterns (%s => %s) that have the same priority [%d], multiple index templates may not match during index creation, please use a different priority",
+						name, fmtList(t.Patterns), o.Name, o.Name, fmtList(o.Patterns), t.Priority)
+				}
+			}
+		}
+	}
+	raw, _ := json.Marshal(body)
+	if err := s.st.apply(&writeBatch{templates: map[string][]byte{"t:" + name: raw}}); err != nil {
+		return storeErr(err)
+	}
+	s.templates[name] = t
+	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+}
+
+func fmtList(ss []string) string { return "[" + strings.Join(ss, ", ") + "]" }
+
+// patternsOverlap approximates Elasticsearch's automaton intersection for
+// simple patterns: two patterns overlap when one matches the other or they
+// share a literal prefix up to the first '*'.
+func patternsOverlap(a, b string) bool {
+	if globMatch(a, b) || globMatch(b, a) {
+		return true
+	}
+	pa, pb := a, b
+	if i := strings.IndexByte(pa, '*'); i >= 0 {
+		pa = pa[:i]
+	}
+	if i := strings.IndexByte(pb, '*'); i >= 0 {
+		pb = pb[:i]
+	}
+	if !strings.Contains(a, "*") || !strings.Contains(b, "*") {
+		return false
+	}
+	return strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa)
+}
+
+func storeErr(err error) *esError {
+	return newErr(http.StatusInternalServerError, "exception", "dev-es store: %v", err)
+}
+
+func (s *Server) templateNames(expr string, legacy bool) []string {
+	var names []string
+	if legacy {
+		for n := range s.legacy {
+			names = append(names, n)
+		}
+	} else {
+		for n := range s.templates {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if expr == "" || expr == "*" {
+		return names
+	}
+	var out []string
+	for _, n := range names {
+		for _, p := range strings.Split(expr, ",") {
+			if globMatch(p, n) {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) handleGetIndexTemplate(rq *request) *esError {
+	if e := rq.allow("local", "master_timeout", "flat_settings"); e != nil {
+		return e
+	}
+	expr := ""
+	if len(rq.parts) == 2 {
+		expr = rq.parts[1]
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := s.templateNames(expr, false)
+	if len(names) == 0 && expr != "" && !strings.Contains(expr, "*") {
+		return newErr(404, "resource_not_found_exception", "index template matching [%s] not found", expr)
+	}
+	list := []any{}
+	for _, n := range names {
+		list = append(list, map[string]any{"name": n, "index_template": s.templates[n].Raw})
+	}
+	return s.ok(rq, 200, map[string]any{"index_templates": list})
+}
+
+func (s *Server) handleHeadIndexTemplate(rq *request) *esError {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.head(rq, len(s.templateNames(rq.parts[1], false)) > 0)
+}
+
+func (s *Server) handleDeleteIndexTemplate(rq *request) *esError {
+	if e := rq.allow("master_timeout", "timeout"); e != nil {
+		return e
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := s.templateNames(rq.parts[1], false)
+	if len(names) == 0 {
+		return newErr(404, "resource_not_found_exception", "index_template [%s] missing", rq.parts[1])
+	}
+	wb := &writeBatch{templates: map[string][]byte{}}
+	for _, n := range names {
+		wb.templates["t:"+n] = nil
+	}
+	if err := s.st.apply(wb); err != nil {
+		return storeErr(err)
+	}
+	for _, n := range names {
+		delete(s.templates, n)
+	}
+	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+}
+
+func parseLegacyTemplate(name string, body map[string]any) (*legacyTemplate, *esError) {
+	t := &legacyTemplate{Name: name}
+	for k, v := range body {
+		switch k {
+		case "index_patterns", "template":
+			ps, ok := toPatterns(v)
+			if !ok {
+				return nil, errIllegalArgument("Malformed [index_patterns] value, should be a list of strings")
+			}
+			t.Patterns = ps
+		case "order":
+			n, ok := toInt(v)
+			if !ok {
+				return nil, errIllegalArgument("Malformed [order] value")
+			}
+			t.Order = n
+		case "settings":
+			sm, _ := v.(map[string]any)
+			st, e := normalizeSettings(sm)
+			if e != nil {
+				return nil, e
+			}
+			t.Settings = st
+		case "mappings":
+			mm, _ := v.(map[string]any)
+			if e := newMapping().merge(mm); e != nil {
+				return nil, e
+			}
+			t.Mappings = mm
+		case "aliases":
+			if am, _ := v.(map[string]any); len(am) > 0 {
+				return nil, errUnsupported("aliases in index templates")
+			}
+		case "version":
+			t.Version = v
+		default:
+			return nil, errIllegalArgument("unknown key [%s] in the template ", k)
+		}
+	}
+	if len(t.Patterns) == 0 {
+		return nil, errValidation("index patterns are missing")
+	}
+	return t, nil
+}
+
+func (s *Server) handlePutLegacyTemplate(rq *request) *esError {
+	if e := rq.allow("create", "order", "master_timeout", "include_type_name"); e != nil {
+		return e
+	}
+	body, e := decodeBody(rq.body, "template")
+	if e != nil {
+		return e
+	}
+	if body == nil {
+		return errValidation("template is missing")
+	}
+	t, e := parseLegacyTemplate(rq.parts[1], body)
+	if e != nil {
+		return e
+	}
+	create, _ := rq.boolParam("create", false)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.legacy[t.Name]; exists && create {
+		return errIllegalArgument("index_template [%s] already exists", t.Name)
+	}
+	raw, _ := json.Marshal(body)
+	if err := s.st.apply(&writeBatch{templates: map[string][]byte{"l:" + t.Name: raw}}); err != nil {
+		return storeErr(err)
+	}
+	s.legacy[t.Name] = t
+	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+}
+
+func (t *legacyTemplate) render() map[string]any {
+	mappings := map[string]any{}
+	if t.Mappings != nil {
+		mm := newMapping()
+		_ = mm.merge(t.Mappings)
+		mappings = mm.render()
+	}
+	o := map[string]any{"order": t.Order, "index_patterns": t.Patterns, "settings": nestSettings(t.Settings), "mappings": mappings, "aliases": map[string]any{}}
+	if t.Version != nil {
+		o["version"] = t.Version
+	}
+	return o
+}
+
+func (s *Server) handleGetLegacyTemplate(rq *request) *esError {
+	if e := rq.allow("local", "master_timeout", "flat_settings", "include_type_name"); e != nil {
+		return e
+	}
+	expr := ""
+	if len(rq.parts) == 2 {
+		expr = rq.parts[1]
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := s.templateNames(expr, true)
+	out := map[string]any{}
+	for _, n := range names {
+		out[n] = s.legacy[n].render()
+	}
+	if len(names) == 0 && expr != "" && !strings.Contains(expr, "*") {
+		return s.ok(rq, 404, out)
+	}
+	return s.ok(rq, 200, out)
+}
+
+func (s *Server) handleHeadLegacyTemplate(rq *request) *esError {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.head(rq, len(s.templateNames(rq.parts[1], true)) > 0)
+}
+
+func (s *Server) handleDeleteLegacyTemplate(rq *request) *esError {
+	if e := rq.allow("master_timeout", "timeout"); e != nil {
+		return e
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := s.templateNames(rq.parts[1], true)
+	if len(names) == 0 {
+		return newErr(404, "index_template_missing_exception", "index_template [%s] missing", rq.parts[1])
+	}
+	wb := &writeBatch{templates: map[string][]byte{}}
+	for _, n := range names {
+		wb.templates["l:"+n] = nil
+	}
+	if err := s.st.apply(wb); err != nil {
+		return storeErr(err)
+	}
+	for _, n := range names {
+		delete(s.legacy, n)
+	}
+	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+}
+
+// ---- index lifecycle ----
+
+// createIndexLocked creates an index from the matching templates and the
+// request's own settings and mappings. Caller holds s.writeMu and s.mu.
+func (s *Server) createIndexLocked(name string, reqSettings, reqMappings map[string]any, wb *writeBatch) (*index, *esError) {
+	if e := validateIndexName(name); e != nil {
+		return nil, e
+	}
+	if ix, ok := s.indices[name]; ok {
+		return nil, newErr(400, "resource_already_exists_exception", "index [%s/%s] already exists", name, ix.uuid).
+			with("index_uuid", ix.uuid).with("index", name)
+	}
+	settings := map[string]string{}
+	m := newMapping()
+	var best *indexTemplate
+	for _, t := range s.templates {
+		for _, p := range t.Patterns {
+			if globMatch(p, name) {
+				if best == nil || t.Priority > best.Priority {
+					best = t
+				}
+				break
+			}
+		}
+	}
+	if best != nil {
+		for k, v := range best.Settings {
+			settings[k] = v
+		}
+		if best.Mappings != nil {
+			if e := m.merge(best.Mappings); e != nil {
+				return nil, e
+			}
+		}
+	} else {
+		var ls []*legacyTemplate
+		for _, t := range s.legacy {
+			for _, p := range t.Patterns {
+				if globMatch(p, name) {
+					ls = append(ls, t)
+					break
+				}
+			}
+		}
+		sort.Slice(ls, func(i, j int) bool {
+			if ls[i].Order != ls[j].Order {
+				return ls[i].Order < ls[j].Order
+			}
+			return ls[i].Name < ls[j].Name
+		})
+		for _, t := range ls {
+			for k, v := range t.Settings {
+				settings[k] = v
+			}
+			if t.Mappings != nil {
+				if e := m.merge(t.Mappings); e != nil {
+					return nil, e
+				}
+			}
+		}
+	}
+	if reqSettings != nil {
+		st, e := normalizeSettings(reqSettings)
+		if e != nil {
+			return nil, e
+		}
+		for k, v := range st {
+			settings[k] = v
+		}
+	}
+	if reqMappings != nil {
+		if e := m.merge(reqMappings); e != nil {
+			return nil, e
+		}
+	}
+	if _, ok := settings["index.number_of_shards"]; !ok {
+		settings["index.number_of_shards"] = "1"
+	}
+	if _, ok := settings["index.number_of_replicas"]; !ok {
+		settings["index.number_of_replicas"] = "1"
+	}
+	ix := newIndex(name, newUUID(), s.now().UnixMilli(), settings, m)
+	if limit := ix.setting("mapping.total_fields.limit", 1000); m.Root.countFields() > limit {
+		return nil, errIllegalArgument("Limit of total fields [%d] has been exceeded", limit)
+	}
+	s.indices[name] = ix
+	wb.meta(ix)
+	s.log.Info("dev-es index created", "index", name, "template", templateName(best))
+	return ix, nil
+}
+
+func templateName(t *indexTemplate) string {
+	if t == nil {
+		return ""
+	}
+	return t.Name
+}
+
+func (s *Server) handleCreateIndex(rq *request) *esError {
+	if e := rq.allow("wait_for_active_shards", "timeout", "master_timeout", "include_type_name"); e != nil {
+		return e
+	}
+	name := rq.parts[0]
+	if e := validateIndexName(name); e != nil {
+		return e
+	}
+	body, e := decodeBody(rq.body, "create index")
+	if e != nil {
+		return e
+	}
+	var settings, mappings map[string]any
+	for k, v := range body {
+		switch k {
+		case "settings":
+			settings, _ = v.(map[string]any)
+		case "mappings":
+			mappings, _ = v.(map[string]any)
+		case "aliases":
+			if am, _ := v.(map[string]any); len(am) > 0 {
+				return errUnsupported("aliases")
+			}
+		default:
+			// Elasticsearch treats unknown top-level keys as settings
+			if settings == nil {
+				settings = map[string]any{}
+			}
+			settings[k] = v
+		}
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wb := &writeBatch{}
+	if _, e := s.createIndexLocked(name, settings, mappings, wb); e != nil {
+		return e
+	}
+	if err := s.st.apply(wb); err != nil {
+		delete(s.indices, name)
+		return storeErr(err)
+	}
+	return s.ok(rq, 200, map[string]any{"acknowledged": true, "shards_acknowledged": true, "index": name})
+}
+
+func (s *Server) handleDeleteIndex(rq *request) *esError {
+	if e := rq.allow("timeout", "master_timeout", "ignore_unavailable", "allow_no_indices", "expand_wildcards"); e != nil {
+		return e
+	}
+	iu, _ := rq.boolParam("ignore_unavailable", false)
+	ani, _ := rq.boolParam("allow_no_indices", true)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{ignoreUnavailable: iu, allowNoIndices: ani})
+	if e != nil {
+		return e
+	}
+	wb := &writeBatch{dropIndex: names}
+	if err := s.st.apply(wb); err != nil {
+		return storeErr(err)
+	}
+	for _, n := range names {
+		delete(s.indices, n)
+		s.log.Info("dev-es index deleted", "index", n)
+	}
+	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+}
+
+func (s *Server) handleHeadIndex(rq *request) *esError {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{allowNoIndices: false})
+	return s.head(rq, e == nil && len(names) > 0)
+}
+
+func (ix *index) settingsJSON() map[string]any {
+	flat := map[string]string{}
+	for k, v := range ix.settings {
+		flat[k] = v
+	}
+	flat["index.creation_date"] = strconv.FormatInt(ix.created, 10)
+	flat["index.uuid"] = ix.uuid
+	flat["index.provided_name"] = ix.name
+	flat["index.version.created"] = "7170099"
+	return nestSettings(flat)
+}
+
+func (s *Server) handleGetIndex(rq *request) *esError {
+	if e := rq.allow("include_type_name", "local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "flat_settings", "include_defaults", "master_timeout"); e != nil {
+		return e
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{allowNoIndices: true})
+	if e != nil {
+		return e
+	}
+	out := map[string]any{}
+	for _, n := range names {
+		ix := s.indices[n]
+		ix.mu.RLock()
+		out[n] = map[string]any{"aliases": map[string]any{}, "mappings": ix.m.render(), "settings": ix.settingsJSON()}
+		ix.mu.RUnlock()
+	}
+	return s.ok(rq, 200, out)
+}
+
+func (s *Server) handleGetSettings(rq *request) *esError {
+	if e := rq.allow("local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "flat_settings", "include_defaults", "master_timeout"); e != nil {
+		return e
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{allowNoIndices: true})
+	if e != nil {
+		return e
+	}
+	out := map[string]any{}
+	for _, n := range names {
+		out[n] = map[string]any{"settings": s.indices[n].settingsJSON()}
+	}
+	return s.ok(rq, 200, out)
+}
+
+func (s *Server) handleGetMapping(rq *request) *esError {
+	if e := rq.allow("include_type_name", "local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "master_timeout"); e != nil {
+		return e
+	}
+	expr := ""
+	if rq.parts[0] != "_mapping" {
+		expr = rq.parts[0]
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
+	if e != nil {
+		return e
+	}
+	out := map[string]any{}
+	for _, n := range names {
+		ix := s.indices[n]
+		ix.mu.RLock()
+		out[n] = map[string]any{"mappings": ix.m.render()}
+		ix.mu.RUnlock()
+	}
+	return s.ok(rq, 200, out)
+}
+
+func (s *Server) handlePutMapping(rq *request) *esError {
+	if e := rq.allow("timeout", "master_timeout", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "write_index_only", "include_type_name"); e != nil {
+		return e
+	}
+	body, e := decodeBody(rq.body, "put mapping")
+	if e != nil {
+		return e
+	}
+	if body == nil {
+		return errValidation("mapping source is missing")
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{})
+	if e != nil {
+		return e
+	}
+	wb := &writeBatch{}
+	updated := map[string]*mapping{}
+	for _, n := range names {
+		ix := s.indices[n]
+		ix.mu.RLock()
+		nm := ix.m.clone()
+		ix.mu.RUnlock()
+		if e := nm.merge(body); e != nil {
+			return e
+		}
+		if limit := ix.setting("mapping.total_fields.limit", 1000); nm.Root.countFields() > limit {
+			return errIllegalArgument("Limit of total fields [%d] has been exceeded", limit)
+		}
+		updated[n] = nm
+	}
+	for n, nm := range updated {
+		ix := s.indices[n]
+		ix.mu.Lock()
+		ix.m = nm
+		ix.mu.Unlock()
+		wb.meta(ix)
+	}
+	if err := s.st.apply(wb); err != nil {
+		return storeErr(err)
+	}
+	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+}
+
+func (s *Server) handleRefresh(rq *request) *esError {
+	if e := rq.allow("ignore_unavailable", "allow_no_indices", "expand_wildcards"); e != nil {
+		return e
+	}
+	expr := ""
+	if rq.parts[0] != "_refresh" {
+		expr = rq.parts[0]
+	}
+	s.mu.RLock()
+	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
+	var list []*index
+	for _, n := range names {
+		list = append(list, s.indices[n])
+	}
+	s.mu.RUnlock()
+	if e != nil {
+		return e
+	}
+	total := 0
+	for _, ix := range list {
+		ix.mu.Lock()
+		ix.refreshLocked()
+		ix.mu.Unlock()
+		total += ix.setting("number_of_shards", 1)
+	}
+	return s.ok(rq, 200, map[string]any{"_shards": map[string]any{"total": total * 2, "successful": total, "failed": 0}})
+}
+
+// ---- _cat ----
+
+func humanBytes(n int64) string {
+	units := []string{"b", "kb", "mb", "gb", "tb"}
+	f := float64(n)
+	i := 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%db", n)
+	}
+	s := strconv.FormatFloat(f, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	return s + units[i]
+}
+
+func (s *Server) handleCatIndices(rq *request) *esError {
+	if e := rq.allow("format", "v", "h", "bytes", "s", "health", "pri", "expand_wildcards", "local", "master_timeout", "help", "include_unloaded_segments", "time"); e != nil {
+		return e
+	}
+	expr := ""
+	if len(rq.parts) == 3 {
+		expr = rq.parts[2]
+	}
+	s.mu.RLock()
+	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
+	var rows []map[string]string
+	for _, n := range names {
+		ix := s.indices[n]
+		status, _, _ := s.health([]string{n})
+		ix.mu.RLock()
+		size := ix.storeBytes
+		sz := humanBytes(size)
+		if rq.param("bytes") == "b" {
+			sz = strconv.FormatInt(size, 10)
+		}
+		rows = append(rows, map[string]string{
+			"health": status, "status": "open", "index": n, "uuid": ix.uuid,
+			"pri": strconv.Itoa(ix.setting("number_of_shards", 1)), "rep": strconv.Itoa(ix.setting("number_of_replicas", 1)),
+			"docs.count": strconv.Itoa(ix.live), "docs.deleted": strconv.Itoa(ix.deletedN),
+			"store.size": sz, "pri.store.size": sz,
+		})
+		ix.mu.RUnlock()
+	}
+	s.mu.RUnlock()
+	if e != nil {
+		return e
+	}
+	if h := rq.param("health"); h != "" {
+		var kept []map[string]string
+		for _, r := range rows {
+			if r["health"] == h {
+				kept = append(kept, r)
+			}
+		}
+		rows = kept
+	}
+	cols := []string{"health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted", "store.size", "pri.store.size"}
+	if h := rq.param("h"); h != "" {
+		cols = strings.Split(h, ",")
+		for _, c := range cols {
+			if _, ok := map[string]bool{"health": true, "status": true, "index": true, "uuid": true, "pri": true, "rep": true, "docs.count": true, "docs.deleted": true, "store.size": true, "pri.store.size": true}[c]; !ok {
+				return errUnsupported("the _cat/indices column [%s]", c)
+			}
+		}
+	}
+	if sortBy := rq.param("s"); sortBy != "" {
+		key := strings.Split(sortBy, ":")[0]
+		desc := strings.HasSuffix(sortBy, ":desc")
+		sort.SliceStable(rows, func(i, j int) bool {
+			a, b := rows[i][key], rows[j][key]
+			if x, err1 := strconv.Atoi(a); err1 == nil {
+				if y, err2 := strconv.Atoi(b); err2 == nil {
+					if desc {
+						return x > y
+					}
+					return x < y
+				}
+			}
+			if desc {
+				return a > b
+			}
+			return a < b
+		})
+	}
+	switch rq.param("format") {
+	case "json":
+		out := make([]map[string]string, 0, len(rows))
+		for _, r := range rows {
+			o := map[string]string{}
+			for _, c := range cols {
+				o[c] = r[c]
+			}
+			out = append(out, o)
+		}
+		return s.ok(rq, 200, out)
+	case "", "txt", "text":
+	default:
+		return errUnsupported("_cat format [%s] (use json or text)", rq.param("format"))
+	}
+	v, _ := rq.boolParam("v", false)
+	width := map[string]int{}
+	lines := [][]string{}
+	if v {
+		lines = append(lines, cols)
+	}
+	for _, r := range rows {
+		var l []string
+		for _, c := range cols {
+			l = append(l, r[c])
+		}
+		lines = append(lines, l)
+	}
+	for _, l := range lines {
+		for i, c := range l {
+			if len(c) > width[cols[i]] {
+				width[cols[i]] = len(c)
+			}
+		}
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		for i, c := range l {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(c + strings.Repeat(" ", width[cols[i]]-len(c)))
+		}
+		b.WriteString("\n")
+	}
+	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	rq.w.WriteHeader(200)
+	_, _ = rq.w.Write([]byte(b.String()))
+	return nil
+}
+
+func (s *Server) handleCatHealth(rq *request) *esError {
+	if e := rq.allow("format", "v", "h", "ts", "time", "local", "master_timeout"); e != nil {
+		return e
+	}
+	s.mu.RLock()
+	status, prim, unassigned := s.health(s.sortedIndexNames())
+	s.mu.RUnlock()
+	now := time.Now()
+	row := map[string]string{"epoch": strconv.FormatInt(now.Unix(), 10), "timestamp": now.UTC().Format("15:04:05"),
+		"cluster": clusterName, "status": status, "node.total": "1", "node.data": "1", "shards": strconv.Itoa(prim),
+		"pri": strconv.Itoa(prim), "relo": "0", "init": "0", "unassign": strconv.Itoa(unassigned), "pending_tasks": "0",
+		"max_task_wait_time": "-", "active_shards_percent": "100.0%"}
+	if rq.param("format") == "json" {
+		return s.ok(rq, 200, []any{row})
+	}
+	line := fmt.Sprintf("%s %s %s %s 1 1 %d %d 0 0 %d 0 - 100.0%%\n", row["epoch"], row["timestamp"], clusterName, status, prim, prim, unassigned)
+	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	rq.w.WriteHeader(200)
+	_, _ = rq.w.Write([]byte(line))
+	return nil
+}

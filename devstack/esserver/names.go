@@ -1,0 +1,152 @@
+package esserver
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// validateIndexName applies Elasticsearch 7.x's index name rules
+// (MetadataCreateIndexService.validateIndexOrAliasName).
+func validateIndexName(name string) *esError {
+	bad := func(why string) *esError {
+		return newErr(http.StatusBadRequest, "invalid_index_name_exception", "Invalid index name [%s], %s", name, why).
+			with("index_uuid", "_na_").with("index", name)
+	}
+	switch {
+	case name == "":
+		return bad("must not be empty")
+	case strings.ContainsAny(name, `\/*?"<>| ,`):
+		return bad(`must not contain the following characters [ , ", *, \, <, |, ,, >, /, ?]`)
+	case strings.Contains(name, "#"):
+		return bad("must not contain '#'")
+	case strings.Contains(name, ":"):
+		return bad("must not contain ':'")
+	case name[0] == '_' || name[0] == '-' || name[0] == '+':
+		return bad("must not start with '_', '-', or '+'")
+	case strings.ToLower(name) != name:
+		return bad("must be lowercase")
+	case name == "." || name == "..":
+		return bad("must not be '.' or '..'")
+	case len(name) > 255:
+		return newErr(http.StatusBadRequest, "invalid_index_name_exception",
+			"Invalid index name [%s], index name is too long, (%d > 255)", name, len(name)).
+			with("index_uuid", "_na_").with("index", name)
+	}
+	return nil
+}
+
+// globMatch matches Elasticsearch's simple wildcard patterns, where '*' is
+// the only special character (Regex.simpleMatch).
+func globMatch(pattern, s string) bool {
+	for {
+		i := strings.IndexByte(pattern, '*')
+		if i < 0 {
+			return pattern == s
+		}
+		if !strings.HasPrefix(s, pattern[:i]) {
+			return false
+		}
+		s = s[i:]
+		pattern = pattern[i+1:]
+		if pattern == "" {
+			return true
+		}
+		// try every position for the rest
+		j := strings.IndexByte(pattern, '*')
+		lit := pattern
+		if j >= 0 {
+			lit = pattern[:j]
+		}
+		if j < 0 {
+			return strings.HasSuffix(s, lit)
+		}
+		for k := 0; k+len(lit) <= len(s); k++ {
+			if strings.HasPrefix(s[k:], lit) && globMatch(pattern[len(lit):], s[k+len(lit):]) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+type resolveOpts struct {
+	ignoreUnavailable bool // missing concrete names are skipped
+	allowNoIndices    bool // a wildcard matching nothing is fine
+}
+
+// resolveIndices expands an index expression (comma list, wildcards,
+// "_all", "-exclusions") into existing index names, sorted. The caller holds
+// s.mu.
+func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError) {
+	if expr == "" || expr == "_all" || expr == "*" {
+		return s.sortedIndexNames(), nil
+	}
+	set := map[string]bool{}
+	var order []string
+	add := func(n string) {
+		if !set[n] {
+			set[n] = true
+			order = append(order, n)
+		}
+	}
+	sawWildcard := false
+	for i, part := range strings.Split(expr, ",") {
+		if part == "" {
+			continue
+		}
+		if part[0] == '-' && i > 0 && sawWildcard {
+			pat := part[1:]
+			for n := range set {
+				if globMatch(pat, n) {
+					delete(set, n)
+				}
+			}
+			continue
+		}
+		if strings.Contains(part, "*") {
+			sawWildcard = true
+			matched := false
+			for _, n := range s.sortedIndexNames() {
+				if globMatch(part, n) {
+					add(n)
+					matched = true
+				}
+			}
+			if !matched && !o.allowNoIndices {
+				return nil, errIndexNotFound(part)
+			}
+			continue
+		}
+		if part == "_all" {
+			for _, n := range s.sortedIndexNames() {
+				add(n)
+			}
+			continue
+		}
+		if _, ok := s.indices[part]; !ok {
+			if o.ignoreUnavailable {
+				continue
+			}
+			return nil, errIndexNotFound(part)
+		}
+		add(part)
+	}
+	out := make([]string, 0, len(set))
+	for _, n := range order {
+		if set[n] {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (s *Server) sortedIndexNames() []string {
+	names := make([]string, 0, len(s.indices))
+	for n := range s.indices {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,11 @@
+package esserver
+
+import (
+	"bytes"
+	"errors"
+	"io"
+)
+
+var errTrailing = errors.New("Unexpected character: trailing content after the JSON value")
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
