@@ -97,6 +97,7 @@ func (q *Queue) openLoad() (loaded, error) {
 		return ld, err
 	}
 	q.db = db
+	q.pageSize = db.Info().PageSize // no transaction runs yet: safe to read
 	dropPageCache(db)
 	return ld, nil
 }

@@ -75,10 +75,11 @@ type commitGroup struct {
 
 // Queue is the durable batch queue. All methods are safe for concurrent use.
 type Queue struct {
-	cfg    Config
-	logger *slog.Logger
-	m      *queueMetrics
-	opts   *bolt.Options
+	cfg      Config
+	logger   *slog.Logger
+	m        *queueMetrics
+	opts     *bolt.Options
+	pageSize int
 
 	dbMu sync.RWMutex // write-held only while the file is swapped (compaction)
 	db   *bolt.DB
@@ -597,7 +598,7 @@ func (q *Queue) Stats() Stats {
 	if fi, err := os.Stat(q.cfg.Path); err == nil {
 		st.FileBytes = fi.Size()
 	}
-	st.FreeBytes = int64(q.db.Stats().FreePageN) * int64(q.db.Info().PageSize)
+	st.FreeBytes = int64(q.db.Stats().FreePageN) * int64(q.pageSize)
 	return st
 }
 
