@@ -210,15 +210,21 @@ func parseQueryNamed(name string, body any) (query, *esError) {
 			return nil, errParsing("[range] query malformed, no start_object after query name")
 		}
 		q := rangeQ{field: field}
+		var from, to any
+		hasFrom, hasTo, inclLower, inclUpper := false, false, true, true
 		for k, val := range obj {
 			switch k {
 			case "gt":
 				q.gt, q.hasGt = val, val != nil
-			case "gte", "from":
+			case "gte":
 				q.gte, q.hasGte = val, val != nil
+			case "from":
+				from, hasFrom = val, val != nil
+			case "to":
+				to, hasTo = val, val != nil
 			case "lt":
 				q.lt, q.hasLt = val, val != nil
-			case "lte", "to":
+			case "lte":
 				q.lte, q.hasLte = val, val != nil
 			case "format":
 				q.format, _ = val.(string)
@@ -231,9 +237,32 @@ func parseQueryNamed(name string, body any) (query, *esError) {
 				}
 			case "boost", "_name":
 			case "include_lower", "include_upper":
-				return nil, errUnsupported("[range] %s (deprecated; use gt/gte/lt/lte)", k)
+				b, ok := val.(bool)
+				if !ok {
+					return nil, errParsing("[range] %s must be a boolean", k)
+				}
+				if k == "include_lower" {
+					inclLower = b
+				} else {
+					inclUpper = b
+				}
 			default:
 				return nil, errParsing("[range] query does not support [%s]", k)
+			}
+		}
+		// the older from/to/include_lower/include_upper form (olivere sends it)
+		if hasFrom {
+			if inclLower {
+				q.gte, q.hasGte = from, true
+			} else {
+				q.gt, q.hasGt = from, true
+			}
+		}
+		if hasTo {
+			if inclUpper {
+				q.lte, q.hasLte = to, true
+			} else {
+				q.lt, q.hasLt = to, true
 			}
 		}
 		return q, nil

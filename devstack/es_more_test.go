@@ -1,0 +1,329 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/olivere/elastic/v7"
+)
+
+// Reference: "Index templates" (composable, priority) and "Create or update
+// index template API (legacy)" (order): the matching template's settings and
+// mappings apply to new indices, including indices auto-created by _bulk.
+func TestESTemplates(t *testing.T) {
+	env := newESEnv(t)
+	p := env.prefix
+	env.must(200, "PUT", "/_template/"+p+"legacy", `{"index_patterns":["`+p+`legacy-*"],"order":1,"settings":{"number_of_replicas":0},"mappings":{"properties":{"v":{"type":"keyword"}}}}`)
+	env.must(200, "PUT", "/_index_template/"+p+"low", `{"index_patterns":["`+p+`c-*"],"priority":1,"template":{"mappings":{"properties":{"v":{"type":"long"}}}}}`)
+	env.must(200, "PUT", "/_index_template/"+p+"high", `{"index_patterns":["`+p+`c-x*"],"priority":5,"template":{"settings":{"number_of_replicas":0},"mappings":{"properties":{"v":{"type":"double"},"ts":{"type":"date","format":"epoch_second"}}}}}`)
+	r := env.must(400, "PUT", "/_index_template/"+p+"same", `{"index_patterns":["`+p+`c-*"],"priority":1}`)
+	expect(t, r, "error.type", "illegal_argument_exception")
+	g := env.must(200, "GET", "/_index_template/"+p+"high", "")
+	expect(t, g, "index_templates.0.name", p+"high")
+	env.must(404, "GET", "/_index_template/"+p+"nope", "")
+	lg := env.must(200, "GET", "/_template/"+p+"legacy", "")
+	expect(t, lg, p+"legacy.order", 1)
+	env.must(200, "HEAD", "/_template/"+p+"legacy", "")
+
+	bulk := fmt.Sprintf("{\"index\":{\"_index\":\"%[1]slegacy-1\"}}\n{\"v\":5}\n{\"index\":{\"_index\":\"%[1]sc-1\"}}\n{\"v\":5}\n{\"index\":{\"_index\":\"%[1]sc-x1\"}}\n{\"v\":5,\"ts\":1700000000}\n", p)
+	r = env.must(200, "POST", "/_bulk", bulk)
+	expect(t, r, "errors", false)
+	for ixName, want := range map[string]string{p + "legacy-1": "keyword", p + "c-1": "long", p + "c-x1": "double"} {
+		m := env.must(200, "GET", "/"+ixName+"/_mapping", "")
+		expect(t, m, ixName+".mappings.properties.v.type", want)
+	}
+	m := env.must(200, "GET", "/"+p+"c-x1/_mapping", "")
+	expect(t, m, p+"c-x1.mappings.properties.ts.format", "epoch_second")
+	s := env.must(200, "GET", "/"+p+"c-x1/_settings", "")
+	expect(t, s, p+"c-x1.settings.index.number_of_replicas", "0")
+	// the mapping conflicts with a keyword value: rejected per item
+	r = env.must(200, "POST", "/_bulk", fmt.Sprintf("{\"index\":{\"_index\":\"%sc-1\"}}\n{\"v\":\"abc\"}\n", p))
+	expect(t, r, "items.0.index.error.type", "mapper_parsing_exception")
+	// olivere's template services
+	c := env.client()
+	if _, err := c.IndexPutIndexTemplate(p + "oli").BodyString(`{"index_patterns":["` + p + `oli-*"],"priority":3,"template":{"mappings":{"properties":{"x":{"type":"keyword"}}}}}`).Do(ctx(t)); err != nil {
+		t.Fatalf("IndexPutIndexTemplate: %v", err)
+	}
+	if _, err := c.IndexPutTemplate(p + "olil").BodyString(`{"index_patterns":["` + p + `olil-*"],"mappings":{"properties":{"x":{"type":"keyword"}}}}`).Do(ctx(t)); err != nil {
+		t.Fatalf("IndexPutTemplate: %v", err)
+	}
+	if ok, err := c.IndexTemplateExists(p + "olil").Do(ctx(t)); err != nil || !ok {
+		t.Fatalf("IndexTemplateExists: %v %v", ok, err)
+	}
+	env.must(200, "DELETE", "/_index_template/"+p+"oli", "")
+	env.must(404, "DELETE", "/_index_template/"+p+"oli", "")
+}
+
+// Reference: "Mapping > Dynamic mapping > Dynamic field mapping" (long,
+// float, text+keyword, date detection, object, boolean), "dynamic: strict",
+// explicit mappings and "Put mapping API" (type changes are rejected).
+func TestESMappings(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("dyn")
+	env.must(201, "PUT", "/"+ix+"/_doc/1", `{"l":1,"f":1.5,"s":"hello","d":"2026-11-25T10:00:00Z","o":{"a":"x"},"b":true,"dotted.name":2}`)
+	m := env.must(200, "GET", "/"+ix+"/_mapping", "")
+	p := ix + ".mappings.properties."
+	expect(t, m, p+"l.type", "long")
+	expect(t, m, p+"f.type", "float")
+	expect(t, m, p+"s.type", "text")
+	expect(t, m, p+"s.fields.keyword.type", "keyword")
+	expect(t, m, p+"s.fields.keyword.ignore_above", 256)
+	expect(t, m, p+"d.type", "date")
+	expect(t, m, p+"o.properties.a.type", "text")
+	expect(t, m, p+"b.type", "boolean")
+	expect(t, m, p+"dotted.properties.name.type", "long")
+	cases := []struct {
+		doc     string
+		errType string
+	}{
+		{`{"l":"abc"}`, "mapper_parsing_exception"},
+		{`{"d":"not a date"}`, "mapper_parsing_exception"},
+		{`{"o":"concrete"}`, "mapper_parsing_exception"},
+		{`{"l":{"x":1}}`, "mapper_parsing_exception"},
+		{`{"b":"maybe"}`, "mapper_parsing_exception"},
+		{`{"_id":"x"}`, "mapper_parsing_exception"},
+		{`[1,2]`, "mapper_parsing_exception"},
+	}
+	for _, tc := range cases {
+		r := env.do("PUT", "/"+ix+"/_doc/bad", tc.doc)
+		if r.status != 400 {
+			t.Fatalf("%s: got status %d, want 400: %s", tc.doc, r.status, r.body)
+		}
+		expect(t, r.json(t), "error.type", tc.errType)
+	}
+	// coercion as Elasticsearch does it: "12" into a long, 1.9 into a long
+	env.must(201, "PUT", "/"+ix+"/_doc/c", `{"l":"12","f":"2.5"}`)
+	env.must(201, "PUT", "/"+ix+"/_doc/c2", `{"l":1.9}`)
+	// a rejected document leaves no mapping behind
+	env.must(400, "PUT", "/"+ix+"/_doc/bad2", `{"newfield":1,"l":"abc"}`)
+	m = env.must(200, "GET", "/"+ix+"/_mapping", "")
+	if get(m, p+"newfield") != nil {
+		t.Fatalf("rejected document added a mapping")
+	}
+	// strict
+	strict := env.idx("strict")
+	env.must(200, "PUT", "/"+strict, `{"mappings":{"dynamic":"strict","properties":{"a":{"type":"keyword"}}}}`)
+	r := env.must(400, "PUT", "/"+strict+"/_doc/1", `{"b":1}`)
+	expect(t, r, "error.type", "strict_dynamic_mapping_exception")
+	// put mapping: add ok, change type rejected
+	env.must(200, "PUT", "/"+strict+"/_mapping", `{"properties":{"c":{"type":"long"}}}`)
+	r = env.must(400, "PUT", "/"+strict+"/_mapping", `{"properties":{"a":{"type":"long"}}}`)
+	expect(t, r, "error.type", "illegal_argument_exception")
+	r = env.must(400, "PUT", "/"+env.idx("badtype"), `{"mappings":{"properties":{"a":{"type":"nosuchtype"}}}}`)
+	expect(t, r, "error.type", "mapper_parsing_exception")
+	r = env.must(400, "PUT", "/"+env.idx("badparam"), `{"mappings":{"properties":{"a":{"type":"long","bogus":1}}}}`)
+	expect(t, r, "error.type", "mapper_parsing_exception")
+	r = env.must(400, "PUT", "/"+env.idx("badsetting"), `{"settings":{"index":{"bogus":1}}}`)
+	expect(t, r, "error.type", "illegal_argument_exception")
+}
+
+// Reference: "Near real-time search" and the "refresh" parameter: a write is
+// searchable after refresh=true|wait_for or _refresh, and within the refresh
+// interval (1 s) otherwise; GET by id is real time.
+func TestESRefreshSemantics(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("nrt")
+	env.must(200, "PUT", "/"+ix, `{"settings":{"refresh_interval":"-1"}}`)
+	env.must(201, "PUT", "/"+ix+"/_doc/1", `{"a":1}`)
+	expect(t, env.must(200, "GET", "/"+ix+"/_count", ""), "count", 0)
+	expect(t, env.must(200, "GET", "/"+ix+"/_doc/1", ""), "found", true)
+	env.must(200, "POST", "/"+ix+"/_refresh", "")
+	expect(t, env.must(200, "GET", "/"+ix+"/_count", ""), "count", 1)
+	env.must(201, "PUT", "/"+ix+"/_doc/2?refresh=wait_for", `{"a":1}`)
+	expect(t, env.must(200, "GET", "/"+ix+"/_count", ""), "count", 2)
+	r := env.must(201, "PUT", "/"+ix+"/_doc/3?refresh=true", `{"a":1}`)
+	expect(t, r, "forced_refresh", true)
+	expect(t, env.must(200, "GET", "/"+ix+"/_count", ""), "count", 3)
+	// default interval: visible within about a second, no explicit refresh
+	auto := env.idx("auto")
+	env.must(201, "PUT", "/"+auto+"/_doc/1", `{"a":1}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c := get(env.must(200, "GET", "/"+auto+"/_count", ""), "count"); c == int64(1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("document not searchable 5 s after indexing without refresh")
+		}
+		<-time.After(20 * time.Millisecond) // poll the condition again
+	}
+}
+
+// Reference: "Delete by query API": response fields, refresh, conflicts.
+func TestESDeleteByQuery(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("dbq")
+	var b strings.Builder
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&b, "{\"index\":{\"_index\":%q,\"_id\":\"%d\"}}\n{\"n\":%d}\n", ix, i, i)
+	}
+	env.must(200, "POST", "/_bulk?refresh=true", b.String())
+	r := env.must(200, "POST", "/"+ix+"/_delete_by_query?refresh=true", `{"query":{"range":{"n":{"lt":4}}}}`)
+	expect(t, r, "deleted", 4)
+	expect(t, r, "total", 4)
+	expect(t, r, "version_conflicts", 0)
+	expect(t, env.must(200, "GET", "/"+ix+"/_count", ""), "count", 6)
+	env.must(400, "POST", "/"+ix+"/_delete_by_query", `{}`)
+	c := env.client()
+	res, err := c.DeleteByQuery(ix).Query(elastic.NewTermQuery("n", 5)).Refresh("true").Do(ctx(t))
+	if err != nil || res.Deleted != 1 {
+		t.Fatalf("olivere DeleteByQuery: got %+v, %v", res, err)
+	}
+	cat := env.do("GET", "/_cat/indices/"+ix+"?format=json", "")
+	if cat.status != 200 || !strings.Contains(string(cat.body), `"docs.count":"5"`) {
+		t.Fatalf("_cat/indices: got %d %s", cat.status, cat.body)
+	}
+}
+
+// dev-es only: data survives a restart from the data directory.
+func TestESPersistence(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *ES {
+		e, err := StartESServer(ESConfig{Listen: "127.0.0.1:0", DataDir: dir})
+		if err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		return e
+	}
+	e := start()
+	env := &esEnv{t: t, url: e.URL(), dev: e, prefix: "p-"}
+	env.must(200, "PUT", "/_index_template/t", `{"index_patterns":["p-*"],"template":{"mappings":{"properties":{"v":{"type":"keyword"}}}}}`)
+	env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\"p-1\",\"_id\":\"a\"}}\n{\"v\":\"x\"}\n{\"index\":{\"_index\":\"p-1\",\"_id\":\"b\"}}\n{\"v\":\"y\"}\n{\"delete\":{\"_index\":\"p-1\",\"_id\":\"b\"}}\n")
+	env.must(200, "PUT", "/p-1/_doc/a", `{"v":"z"}`)
+	if err := e.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	e = start()
+	defer e.Close()
+	env.url = e.URL()
+	g := env.must(200, "GET", "/p-1/_doc/a", "")
+	expect(t, g, "_source.v", "z")
+	expect(t, g, "_version", 2)
+	env.must(404, "GET", "/p-1/_doc/b", "")
+	expect(t, env.must(200, "GET", "/p-1/_count", `{"query":{"term":{"v":"z"}}}`), "count", 1)
+	env.must(200, "GET", "/_index_template/t", "")
+	env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\"p-2\",\"_id\":\"a\"}}\n{\"v\":1}\n") // template still applies
+	expect(t, env.must(200, "GET", "/p-2/_mapping", ""), "p-2.mappings.properties.v.type", "keyword")
+}
+
+// dev-es only: injected faults, through the Go API and the admin endpoint.
+func TestESFaults(t *testing.T) {
+	env := newESEnv(t)
+	es := env.needDev()
+	ix := env.idx("f")
+	var b strings.Builder
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&b, "{\"index\":{\"_index\":%q,\"_id\":\"%d\"}}\n{\"n\":%d}\n", ix, i, i)
+	}
+	es.SetFaults(ESFaults{RejectFraction: 0.5})
+	r := env.must(200, "POST", "/_bulk", b.String())
+	expect(t, r, "errors", true)
+	rejected := 0
+	for _, it := range get(r, "items").([]any) {
+		if get(it, "index.status") == int64(429) {
+			rejected++
+			expect(t, it, "index.error.type", "es_rejected_execution_exception")
+		}
+	}
+	if rejected < 50 || rejected > 150 {
+		t.Fatalf("rejected %d of 200 items at fraction 0.5", rejected)
+	}
+	// admin endpoint: 503 for everything but itself
+	env.must(200, "PUT", "/_falconet/faults", `{"unavailable":true}`)
+	r = env.must(503, "GET", "/", "")
+	expect(t, r, "status", 503)
+	env.must(400, "PUT", "/_falconet/faults", `{"bogus":1}`)
+	env.must(200, "PUT", "/_falconet/faults", `{"latency":"150ms"}`)
+	t0 := time.Now()
+	env.must(200, "GET", "/", "")
+	if d := time.Since(t0); d < 150*time.Millisecond {
+		t.Fatalf("latency fault: request took %v", d)
+	}
+	env.must(200, "PUT", "/_falconet/faults", `{"close_conns":true}`)
+	if _, err := http.Get(env.url + "/"); err == nil {
+		t.Fatalf("close_conns: request succeeded")
+	}
+	env.must(200, "PUT", "/_falconet/faults", `{}`)
+	// go away and come back on the same port
+	if err := es.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := http.Get(env.url + "/"); err == nil {
+		t.Fatalf("stopped server answered")
+	}
+	if err := es.Start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	env.must(200, "GET", "/", "")
+	env.must(200, "POST", "/_falconet/go_away?duration=300ms", "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := http.Get(env.url + "/")
+		if err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come back after go_away: %v", err)
+		}
+		<-time.After(20 * time.Millisecond) // poll the condition again
+	}
+	// olivere sees 429 items as failed items it may retry
+	es.SetFaults(ESFaults{RejectFraction: 1})
+	c := env.client()
+	br, err := c.Bulk().Add(elastic.NewBulkIndexRequest().Index(ix).Id("x").Doc(map[string]int{"n": 1})).Do(ctx(t))
+	if err != nil || !br.Errors || br.Failed()[0].Status != 429 {
+		t.Fatalf("olivere bulk under rejection: got %+v, %v", br, err)
+	}
+	es.SetFaults(ESFaults{})
+}
+
+// Concurrent writers and readers under -race; every acknowledged document
+// is found afterwards.
+func TestESConcurrentBulk(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("conc")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for round := 0; round < 10; round++ {
+				var b strings.Builder
+				for i := 0; i < 50; i++ {
+					fmt.Fprintf(&b, "{\"index\":{\"_index\":%q,\"_id\":\"%d-%d-%d\"}}\n{\"w\":%d}\n", ix, w, round, i, w)
+				}
+				req, _ := http.NewRequestWithContext(context.Background(), "POST", env.url+"/_bulk", strings.NewReader(b.String()))
+				req.Header.Set("Content-Type", "application/x-ndjson")
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					errs <- errors.New(res.Status)
+					return
+				}
+				if r := env.do("POST", "/"+ix+"/_search", `{"size":1,"aggs":{"w":{"terms":{"field":"w"}}}}`); r.status != 200 {
+					errs <- fmt.Errorf("search: %d %s", r.status, r.body)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	env.must(200, "POST", "/"+ix+"/_refresh", "")
+	expect(t, env.must(200, "GET", "/"+ix+"/_count", ""), "count", 2000)
+}
