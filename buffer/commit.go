@@ -190,6 +190,12 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		return nil
 	}
 	err := q.update(txn)
+	if err != nil && isNoSpace(err) {
+		q.mu.Lock()
+		q.stats.DiskFullEvents++
+		q.mu.Unlock()
+		q.m.diskFull.Inc()
+	}
 	if err != nil && isNoSpace(err) && (len(reqs) > 0 || len(mem) > 0) {
 		// Disk full: free the oldest batches (as much as we add, twice over)
 		// in a delete-only transaction, then try again.

@@ -16,6 +16,7 @@ type queueMetrics struct {
 	commits         prometheus.Counter
 	commitErrors    prometheus.Counter
 	compactions     prometheus.Counter
+	diskFull        prometheus.Counter
 	commitSeconds   prometheus.Histogram
 }
 
@@ -34,6 +35,7 @@ func newQueueMetrics(q *Queue, reg prometheus.Registerer) *queueMetrics {
 		commits:         counter("commits_total", "Group commits (one transaction and one fsync each)."),
 		commitErrors:    counter("commit_errors_total", "Commits that failed for a reason other than a full disk."),
 		compactions:     counter("compactions_total", "File compactions completed."),
+		diskFull:        counter("disk_full_total", "Commits that failed for lack of disk space (handled like a full buffer)."),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "falconet_buffer_commit_seconds", Help: "Time of one group commit including fsync.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
@@ -45,7 +47,7 @@ func newQueueMetrics(q *Queue, reg prometheus.Registerer) *queueMetrics {
 	}
 	m.collectors = []prometheus.Collector{
 		m.appendedBatches, m.appendedMetrics, m.acked, m.droppedBatches, m.droppedMetrics, m.quarantined,
-		m.commits, m.commitErrors, m.compactions, m.commitSeconds,
+		m.commits, m.commitErrors, m.compactions, m.diskFull, m.commitSeconds,
 		gauge("batches", "Batches stored.", func(s Stats) float64 { return float64(s.Batches) }),
 		gauge("metrics", "Metrics stored.", func(s Stats) float64 { return float64(s.Metrics) }),
 		gauge("bytes", "Record bytes stored (what max_bytes caps).", func(s Stats) float64 { return float64(s.Bytes) }),

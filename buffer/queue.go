@@ -54,6 +54,7 @@ type Stats struct {
 	DroppedMetrics uint64
 	Quarantined    uint64 // batches whose checksum failed since Open
 	DiskFull       bool   // the last commit failed for lack of space
+	DiskFullEvents uint64 // commits that hit ENOSPC (or EDQUOT) since Open
 	MemoryBatches  int    // batches held only in memory because the disk is full
 	FileBytes      int64  // size of the bbolt file
 	FreeBytes      int64  // bytes in free pages (compaction reclaims them)
