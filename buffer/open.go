@@ -53,7 +53,7 @@ func (q *Queue) openLoad() (loaded, error) {
 		if err != nil {
 			return ld, err
 		}
-		rep, werr := walkFile(lf, q.cfg.VerifyOnOpen)
+		rep, werr := walkFile(lf, q.cfg.VerifyOnOpen, false)
 		unlockFile(lf)
 		if werr != nil {
 			return ld, werr

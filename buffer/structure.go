@@ -9,6 +9,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/falconet/falconet/metric"
 )
 
 // The structure check walks a bbolt file's B+tree with plain reads, before
@@ -52,11 +54,12 @@ type walker struct {
 	hwm       uint64
 	reachable map[uint64]bool
 	verifyCRC bool
+	decode    bool // also decode every payload (verify)
 	rep       *fileReport
 }
 
 // walkFile checks the structure of the bbolt file f and reads its records.
-func walkFile(f *os.File, verifyCRC bool) (*fileReport, error) {
+func walkFile(f *os.File, verifyCRC, decode bool) (*fileReport, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -72,7 +75,7 @@ func walkFile(f *os.File, verifyCRC bool) (*fileReport, error) {
 		return nil, corruptf("%s is truncated: %d bytes, its meta page needs %d", f.Name(), fi.Size(), need)
 	}
 	w := &walker{r: f, size: fi.Size(), ps: int64(m.pageSize), hwm: m.pgid, reachable: map[uint64]bool{},
-		verifyCRC: verifyCRC, rep: &fileReport{meta: m}}
+		verifyCRC: verifyCRC, decode: decode, rep: &fileReport{meta: m}}
 	w.reachable[0], w.reachable[1] = true, true
 	if m.freelist != noFreelist {
 		if err := w.checkFreelist(m.freelist); err != nil {
@@ -295,6 +298,13 @@ func (w *walker) record(bucket string, k, v []byte) {
 	bad := herr
 	if bad == nil && (w.verifyCRC || !ok) {
 		_, bad = decodeRecord(k, v)
+	}
+	if bad == nil && w.verifyCRC && w.decode {
+		if ms, err := metric.DecodeBatch(nil, v[recordHeaderLen:]); err != nil {
+			bad = fmt.Errorf("batch %d: %w", s, err)
+		} else if len(ms) != m {
+			bad = fmt.Errorf("batch %d: header says %d metrics, payload holds %d", s, m, len(ms))
+		}
 	}
 	if bad != nil {
 		r.bad = append(r.bad, s)
