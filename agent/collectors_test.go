@@ -290,3 +290,18 @@ func BenchmarkCollectRound(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "metrics/round")
 }
+
+// BenchmarkCollector is one round of each built-in collector.
+func BenchmarkCollector(b *testing.B) {
+	ctx := context.Background()
+	for _, bi := range Builtins() {
+		b.Run(bi.Name, func(b *testing.B) {
+			fn := bi.New()
+			for b.Loop() {
+				if _, err := fn(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

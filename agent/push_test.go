@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/falconet/falconet/metric"
 )
 
 func startPush(t *testing.T, sink Sink, maxBytes int64) (string, *Metrics) {
@@ -142,4 +145,31 @@ func TestPushWrongMethod(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET status %d, want 405", resp.StatusCode)
 	}
+}
+
+// BenchmarkPush is one POST /v1/push of 100 Open-Falcon metrics over
+// loopback HTTP into a sink that keeps nothing.
+func BenchmarkPush(b *testing.B) {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/push", NewPushHandler(sinkFunc(func(context.Context, []metric.Metric) error { return nil }), 0, nil, nil))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	var items []string
+	for i := range 100 {
+		items = append(items, fmt.Sprintf(`{"endpoint":"app-1","metric":"app.m%d","value":%d,"step":10,"counterType":"GAUGE","tags":"svc=api,dc=x","timestamp":1700000000}`, i, i))
+	}
+	body := []byte("[" + strings.Join(items, ",") + "]")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		resp, err := http.Post(srv.URL+"/v1/push", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "metrics/s")
 }

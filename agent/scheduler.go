@@ -20,6 +20,10 @@ type Sink interface {
 	Write(ctx context.Context, ms []metric.Metric) error
 }
 
+// ShutdownWriteGrace is how long a round's sink write may still take after
+// the scheduler's context ended.
+const ShutdownWriteGrace = 2 * time.Second
+
 // ErrSchedulerStopped is returned by AddMetric after Run has ended.
 var ErrSchedulerStopped = errors.New("agent: scheduler stopped")
 
@@ -181,7 +185,14 @@ func (s *Scheduler) round(ctx context.Context, j *job) {
 	if len(ms) == 0 {
 		return
 	}
-	if err := s.sink.Write(ctx, ms); err != nil {
+	// A round that finished collecting is written even when shutdown began
+	// meanwhile (the buffer is local; losing the last round would be
+	// gratuitous), but only for ShutdownWriteGrace after it began.
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(ShutdownWriteGrace, cancel) })
+	defer stop()
+	if err := s.sink.Write(wctx, ms); err != nil {
 		s.metrics.SinkErrors.WithLabelValues("collector").Inc()
 		j.errLog.log(s.logger, "sink write failed; metrics of this round lost", "collector", j.name, "metrics", len(ms), "err", err)
 		return

@@ -237,3 +237,23 @@ func TestSchedulerRejectsBadArgs(t *testing.T) {
 		t.Error("zero interval accepted")
 	}
 }
+
+// TestSchedulerWritesLastRoundOnStop: a round that finishes collecting while
+// the scheduler stops is still written to the sink.
+func TestSchedulerWritesLastRoundOnStop(t *testing.T) {
+	sink := &recordSink{}
+	s := NewScheduler(sink, SchedulerConfig{Hostname: "h"})
+	started := make(chan struct{})
+	var once sync.Once
+	_ = s.AddMetric(func(ctx context.Context) ([]metric.Metric, error) {
+		once.Do(func() { close(started) })
+		<-ctx.Done() // finishes only because shutdown began
+		return []metric.Metric{gauge("last", 1, nil)}, nil
+	}, time.Hour)
+	stop := startScheduler(t, s)
+	<-started
+	stop()
+	if n := sink.count("last"); n != 1 {
+		t.Errorf("last round written %d times, want 1", n)
+	}
+}
