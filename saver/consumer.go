@@ -135,6 +135,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			rec := &record{key: msg.Key, value: msg.Value, source: prefix + strconv.FormatInt(msg.Offset, 10),
 				ack: ack{tracker: tr, seq: seq}}
 			if !s.route(ctx, rec) {
+				tr.forget(seq)
 				return nil
 			}
 		case <-ctx.Done():

@@ -92,6 +92,20 @@ func (t *partTracker) complete(seq uint64) {
 	}
 }
 
+// forget removes the record seq, which must be the last added and never
+// handed on (the claim ended before it could be): it stays uncommitted.
+func (t *partTracker) forget(seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := int(seq - t.headSeq)
+	if seq != t.nextSeq-1 || seq < t.headSeq || i != len(t.offs)-1 || t.done[i] {
+		return
+	}
+	t.offs, t.done = t.offs[:i], t.done[:i]
+	t.nextSeq--
+	t.pending--
+}
+
 // outstanding is the number of records received and not yet done.
 func (t *partTracker) outstanding() int {
 	t.mu.Lock()

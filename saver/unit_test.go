@@ -212,12 +212,17 @@ func TestPartTracker(t *testing.T) {
 		t.Fatal("waitIdle = false, want true")
 	}
 	s := tr.add(21)
+	tr.forget(tr.add(22)) // never handed on
 	if tr.waitIdle(context.Background(), 10*time.Millisecond) {
 		t.Fatal("waitIdle with a record outstanding = true, want false")
 	}
-	tr.close()
 	tr.complete(s)
-	if len(marks) != 2 {
+	if got := tr.pos(); got != 22 {
+		t.Fatalf("position after 21 done = %d, want 22 (22 was forgotten)", got)
+	}
+	tr.close()
+	tr.complete(tr.add(22))
+	if len(marks) != 3 {
 		t.Fatalf("marked after close: %v", marks)
 	}
 }

@@ -84,6 +84,7 @@ type writer struct {
 	healthMu     sync.Mutex
 	failingSince time.Time // zero while bulks succeed
 	lastErr      error
+	loggedAt     time.Time // last "failing" log line (rate limit)
 }
 
 func newWriter(cfg *ElasticsearchConfig, client *elastic.Client, dlq *deadLetters, m *metrics, logger *slog.Logger) *writer {
@@ -235,7 +236,6 @@ func (w *writer) write(ctx context.Context, b *batch) {
 			w.m.bulks.WithLabelValues("error").Inc()
 			continue
 		}
-		w.setOK()
 		w.m.bulks.WithLabelValues("ok").Inc()
 		var retry []int
 		var storedTS []int64
@@ -275,11 +275,14 @@ func (w *writer) write(ctx context.Context, b *batch) {
 		if w.onStored != nil && len(storedTS) > 0 {
 			w.onStored(storedTS)
 		}
+		if len(retry) > 0 && len(retry) == len(pending) {
+			// An answer, but no progress: as bad as no answer.
+			w.setFailing(fmt.Errorf("saver: all %d bulk items refused (first status %d)", len(retry), firstStatus(resp)))
+		} else {
+			w.setOK()
+		}
 		if len(retry) > 0 {
 			w.m.itemRetries.Add(float64(len(retry)))
-			if len(retry) == len(pending) {
-				w.setFailing(fmt.Errorf("saver: all %d bulk items refused (first status %d)", len(retry), firstStatus(resp)))
-			}
 		} else {
 			attempt = 0
 		}
@@ -347,7 +350,10 @@ func (w *writer) setFailing(err error) {
 	defer w.healthMu.Unlock()
 	if w.failingSince.IsZero() {
 		w.failingSince = time.Now()
-		w.logger.Warn("elasticsearch bulk failing, backing off and keeping offsets", "err", err)
+		if time.Since(w.loggedAt) > 10*time.Second {
+			w.logger.Warn("elasticsearch bulk failing, backing off and keeping offsets", "err", err)
+			w.loggedAt = time.Now()
+		}
 	}
 	w.lastErr = err
 	w.m.esUp.Set(0)
@@ -356,7 +362,7 @@ func (w *writer) setFailing(err error) {
 func (w *writer) setOK() {
 	w.healthMu.Lock()
 	defer w.healthMu.Unlock()
-	if !w.failingSince.IsZero() {
+	if !w.failingSince.IsZero() && time.Since(w.failingSince) > time.Second {
 		w.logger.Info("elasticsearch bulk recovered", "failed_for", time.Since(w.failingSince).Round(time.Millisecond))
 	}
 	w.failingSince = time.Time{}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/olivere/elastic/v7"
+
+	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/metric"
+)
+
+func runMain(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb}
+	if err := m.ParseFlags(args); err != nil {
+		return out.String(), errb.String(), err
+	}
+	err = m.Run(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("[kafka]\nbrokers = [\"127.0.0.1:9092\"]\n"), 0o644)
+	badKey := filepath.Join(dir, "badkey.toml")
+	os.WriteFile(badKey, []byte("[elasticsearch]\nretention_dayz = 3\n"), 0o644)
+	badVal := filepath.Join(dir, "badval.toml")
+	os.WriteFile(badVal, []byte("[elasticsearch]\nbulk_docs = 0\n"), 0o644)
+	packaged := filepath.Join("..", "..", "packaging", "config", "saver.toml")
+	tests := []struct {
+		args     []string
+		wantOut  string
+		wantErr  string
+		wantCode int
+	}{
+		{[]string{"-version"}, "falconet-saver ", "", 0},
+		{[]string{"-config", good, "-check-config"}, "ok", "", 0},
+		{[]string{"-config", packaged, "-check-config"}, "ok", "", 0},
+		{[]string{"-config", badKey, "-check-config"}, "", "unknown key elasticsearch.retention_dayz", 1},
+		{[]string{"-config", badVal, "-check-config"}, "", "saver.elasticsearch.bulk_docs", 1},
+		{[]string{"-config", filepath.Join(dir, "missing.toml"), "-check-config"}, "", "missing.toml", 1},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, _, err := runMain(t, tt.args...)
+			if tt.wantErr == "" {
+				if err != nil || !strings.Contains(out, tt.wantOut) {
+					t.Fatalf("got out %q err %v, want out containing %q and no error", out, err, tt.wantOut)
+				}
+				return
+			}
+			var ec exitCode
+			if !errors.As(err, &ec) || ec.code != tt.wantCode || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got err %v, want exit %d naming %q", err, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
+
+// buildSaver builds this command into a temporary directory.
+func buildSaver(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "falconet-saver")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func writeConfig(t *testing.T, broker, esURL, commitInterval string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "saver.toml")
+	cfg := fmt.Sprintf(`shutdown_timeout = "10s"
+[http]
+listen = "127.0.0.1:0"
+[kafka]
+brokers = [%q]
+commit_interval = %q
+session_timeout = "6s"
+[elasticsearch]
+urls = [%q]
+replicas = 0
+bulk_docs = 300
+flush_interval = "20ms"
+retry_initial = "20ms"
+retry_max = "500ms"
+`, broker, commitInterval, esURL)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+func startProc(t *testing.T, bin, config string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, "-config", config), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func esCount(es *elastic.Client) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	es.Refresh("falconet-metrics-*").Do(ctx)
+	n, err := es.Count("falconet-metrics-*").Do(ctx)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func committedOffsets(t *testing.T, broker string) (commit, end int64) {
+	t.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_1_0_0
+	client, err := sarama.NewClient([]string{broker}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := client.Partitions("falconet-metrics")
+	resp, err := admin.ListConsumerGroupOffsets("falconet-saver", map[string][]int32{"falconet-metrics": parts})
+	if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		newest, _ := client.GetOffset("falconet-metrics", p, sarama.OffsetNewest)
+		end += newest
+		if b := getBlock(resp, "falconet-metrics", p); b != nil && b.Offset > 0 {
+			commit += b.Offset
+		}
+	}
+	return commit, end
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization
+	}
+}
+
+// TestBinaryKillRestart runs the real binary, SIGKILLs it while it writes,
+// restarts it, and checks every metric is in ES exactly once; then SIGTERM
+// ends the second run cleanly with every offset committed.
+func TestBinaryKillRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration: builds and runs the binary")
+	}
+	bin := buildSaver(t)
+	k := devstack.StartKafkaT(t, "falconet-metrics", "falconet-metrics-dlq")
+	esURL := os.Getenv("FALCONET_TEST_ES_URL")
+	if esURL == "" {
+		esURL = devstack.StartES(t).URL()
+	}
+	es, err := elastic.NewClient(elastic.SetURL(esURL), elastic.SetSniff(false), elastic.SetHealthcheck(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Stop()
+
+	const n = 40000
+	now := time.Now().Unix()
+	ms := make([]metric.Metric, n)
+	msgs := make([]*sarama.ProducerMessage, n)
+	for i := range ms {
+		ms[i] = metric.Metric{Endpoint: fmt.Sprintf("kill-%03d", i%211), Name: "mem.used", Value: float64(i),
+			Timestamp: now - int64(i/211), Step: 10, Type: metric.Gauge}
+		v, _ := json.Marshal(ms[i])
+		msgs[i] = &sarama.ProducerMessage{Topic: "falconet-metrics", Key: sarama.StringEncoder(ms[i].SeriesKey()), Value: sarama.ByteEncoder(v)}
+	}
+	sc := sarama.NewConfig()
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	prod, err := sarama.NewSyncProducer([]string{k.Addr()}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 5000 {
+		if err := prod.SendMessages(msgs[i:min(n, i+5000)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prod.Close()
+
+	// First run: commits only every 3 s, killed once some documents are in.
+	p1 := startProc(t, bin, writeConfig(t, k.Addr(), esURL, "3s"))
+	waitFor(t, 60*time.Second, "first run storing", func() (bool, string) {
+		c := esCount(es)
+		return c >= 3000, fmt.Sprintf("%d documents", c)
+	})
+	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p1.done
+	storedAtKill := esCount(es)
+	committedAtKill, end := committedOffsets(t, k.Addr())
+	t.Logf("at SIGKILL: %d documents stored, %d of %d offsets committed: %d stored records will be read again",
+		storedAtKill, committedAtKill, end, storedAtKill-committedAtKill)
+	if committedAtKill > storedAtKill {
+		t.Fatalf("committed %d offsets but only %d documents stored: an offset ran ahead of Elasticsearch", committedAtKill, storedAtKill)
+	}
+	if committedAtKill == storedAtKill {
+		t.Fatalf("nothing stored beyond the committed offsets (%d): the restart would not exercise redelivery", storedAtKill)
+	}
+
+	p2 := startProc(t, bin, writeConfig(t, k.Addr(), esURL, "200ms"))
+	waitFor(t, 90*time.Second, "second run committing everything", func() (bool, string) {
+		c, e := committedOffsets(t, k.Addr())
+		return c == e && e == n, fmt.Sprintf("committed %d of %d, %d documents", c, e, esCount(es))
+	})
+	if got := esCount(es); got != n {
+		t.Fatalf("documents after kill and restart: got %d, want %d", got, n)
+	}
+	ctx := context.Background()
+	for i := 0; i < n; i += 97 { // a sample by id; the count proves no duplicates
+		m := &ms[i]
+		res, err := es.Get().Index("falconet-metrics-" + m.Day()).Id(m.DocID()).Do(ctx)
+		if err != nil || !res.Found {
+			t.Fatalf("metric %d not found by id %s: %v", i, m.DocID(), err)
+		}
+	}
+	// SIGTERM: clean exit within the shutdown bound.
+	start := time.Now()
+	p2.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p2.done:
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v\n%s", err, p2.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit 30s after SIGTERM\n%s", p2.stderr)
+	}
+	t.Logf("SIGTERM to exit: %s", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(p2.stderr.String(), "falconet-saver stopped") {
+		t.Errorf("no 'stopped' log line:\n%s", p2.stderr)
+	}
+}
+
+func getBlock(resp *sarama.OffsetFetchResponse, topic string, p int32) *sarama.OffsetFetchResponseBlock {
+	if resp == nil {
+		return nil
+	}
+	return resp.GetBlock(topic, p)
+}

@@ -1,0 +1,701 @@
+package saver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/olivere/elastic/v7"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/internal/confkit"
+	"github.com/falconet/falconet/metric"
+)
+
+const (
+	testTopic = "falconet-metrics"
+	testDLQ   = "falconet-metrics-dlq"
+)
+
+// testES is the Elasticsearch the test writes to: FALCONET_TEST_ES_URL if
+// set (a real cluster), else the dev server. es is nil against a real
+// cluster (no fault injection).
+type testES struct {
+	url    string
+	dev    *devstack.ES
+	client *elastic.Client
+}
+
+func startTestES(t testing.TB) *testES {
+	t.Helper()
+	te := &testES{url: os.Getenv("FALCONET_TEST_ES_URL")}
+	if te.url == "" {
+		te.dev = devstack.StartES(t)
+		te.url = te.dev.URL()
+	}
+	c, err := elastic.NewClient(elastic.SetURL(te.url), elastic.SetSniff(false), elastic.SetHealthcheck(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.client = c
+	t.Cleanup(c.Stop)
+	return te
+}
+
+func (te *testES) needFaults(t *testing.T) {
+	if te.dev == nil {
+		t.Skip("fault injection needs the dev server (FALCONET_TEST_ES_URL points at a real cluster)")
+	}
+}
+
+// count is the number of documents in the indices matching pattern after a
+// refresh; -1 when ES does not answer.
+func (te *testES) count(t testing.TB, pattern string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	te.client.Refresh(pattern).Do(ctx)
+	n, err := te.client.Count(pattern).Do(ctx)
+	if err != nil {
+		if elastic.IsNotFound(err) {
+			return 0
+		}
+		return -1
+	}
+	return n
+}
+
+// checkStored checks that every metric is in its day's index under its id,
+// and that the indices hold nothing else.
+func (te *testES) checkStored(t testing.TB, ms []metric.Metric) {
+	t.Helper()
+	if got, want := te.count(t, IndexPrefix+"*"), int64(len(ms)); got != want {
+		t.Fatalf("documents in %s*: got %d, want %d", IndexPrefix, got, want)
+	}
+	ctx := context.Background()
+	// Every id, looked up in its own index.
+	for i := range ms {
+		m := &ms[i]
+		res, err := te.client.Get().Index(IndexPrefix + m.Day()).Id(m.DocID()).Do(ctx)
+		if err != nil || !res.Found {
+			t.Fatalf("metric %d (%s @ %d): not in %s under %s: %v", i, m.SeriesKey(), m.Timestamp, IndexPrefix+m.Day(), m.DocID(), err)
+		}
+		var got metric.Metric
+		if err := json.Unmarshal(res.Source, &got); err != nil || got.Value != m.Value || got.SeriesKey() != m.SeriesKey() {
+			t.Fatalf("metric %d: stored %s, want value %v series %s (%v)", i, res.Source, m.Value, m.SeriesKey(), err)
+		}
+	}
+}
+
+// genMetrics makes n distinct metrics of a few hundred series over the last
+// minutes before now.
+func genMetrics(n int, now time.Time, prefix string) []metric.Metric {
+	ms := make([]metric.Metric, n)
+	for i := range ms {
+		ms[i] = metric.Metric{
+			Endpoint:  fmt.Sprintf("%shost-%03d", prefix, i%97),
+			Name:      fmt.Sprintf("cpu.%d", i%7),
+			Value:     float64(i) + 0.25,
+			Timestamp: now.Unix() - int64(i/679),
+			Step:      10,
+			Type:      metric.Gauge,
+			Tags:      map[string]string{"core": fmt.Sprint(i % 3)},
+		}
+	}
+	return ms
+}
+
+type rawRecord struct {
+	key, value []byte
+}
+
+func metricRecords(ms []metric.Metric) []rawRecord {
+	out := make([]rawRecord, len(ms))
+	for i := range ms {
+		v, _ := json.Marshal(ms[i])
+		out[i] = rawRecord{key: []byte(ms[i].SeriesKey()), value: v}
+	}
+	return out
+}
+
+func produce(t testing.TB, broker string, recs []rawRecord) {
+	t.Helper()
+	sc := sarama.NewConfig()
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	p, err := sarama.NewSyncProducer([]string{broker}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for len(recs) > 0 {
+		n := min(len(recs), 2000)
+		msgs := make([]*sarama.ProducerMessage, n)
+		for i, r := range recs[:n] {
+			msgs[i] = &sarama.ProducerMessage{Topic: testTopic, Key: sarama.ByteEncoder(r.key), Value: sarama.ByteEncoder(r.value)}
+		}
+		if err := p.SendMessages(msgs); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		recs = recs[n:]
+	}
+}
+
+type deadLetter struct {
+	value, reason, source string
+}
+
+// readDLQ reads the dead-letter topic until it holds want records (or the
+// deadline), and returns them.
+func readDLQ(t testing.TB, broker string, want int) []deadLetter {
+	t.Helper()
+	sc := sarama.NewConfig()
+	c, err := sarama.NewConsumer([]string{broker}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	parts, err := c.Partitions(testDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out []deadLetter
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(testDLQ, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.Close()
+			for {
+				select {
+				case msg := <-pc.Messages():
+					d := deadLetter{value: string(msg.Value)}
+					for _, h := range msg.Headers {
+						switch string(h.Key) {
+						case HeaderReason:
+							d.reason = string(h.Value)
+						case HeaderSource:
+							d.source = string(h.Value)
+						}
+					}
+					mu.Lock()
+					out = append(out, d)
+					if len(out) >= want {
+						cancel()
+					}
+					mu.Unlock()
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool { return out[i].value < out[j].value })
+	return out
+}
+
+// committed returns the group's committed offsets and the topic's end
+// offsets, summed over partitions.
+func committed(t testing.TB, broker, group string) (commit, end int64) {
+	t.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_1_0_0
+	client, err := sarama.NewClient([]string{broker}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := client.Partitions(testTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{testTopic: parts})
+	if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		newest, err := client.GetOffset(testTopic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end += newest
+		if b := getBlock(resp, testTopic, p); b != nil && b.Offset > 0 {
+			commit += b.Offset
+		}
+	}
+	return commit, end
+}
+
+// waitFor polls cond until it reports true or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var state string
+	for {
+		var ok bool
+		ok, state = cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization
+	}
+}
+
+func testConfig(broker, esURL string) Config {
+	cfg := DefaultConfig()
+	cfg.HTTP.Listen = ""
+	cfg.Kafka.Brokers = []string{broker}
+	cfg.Kafka.CommitInterval = confkit.Duration(100 * time.Millisecond)
+	cfg.Kafka.SessionTimeout = confkit.Duration(6 * time.Second)
+	cfg.Kafka.RebalanceDrain = confkit.Duration(5 * time.Second)
+	cfg.Elasticsearch.URLs = []string{esURL}
+	cfg.Elasticsearch.Replicas = 0
+	cfg.Elasticsearch.BulkDocs = 500
+	cfg.Elasticsearch.FlushInterval = confkit.Duration(50 * time.Millisecond)
+	cfg.Elasticsearch.RetryInitial = confkit.Duration(20 * time.Millisecond)
+	cfg.Elasticsearch.RetryMax = confkit.Duration(500 * time.Millisecond)
+	cfg.ShutdownTimeout = confkit.Duration(10 * time.Second)
+	return cfg
+}
+
+type runningSaver struct {
+	s      *Saver
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startSaver(t testing.TB, cfg Config, opts ...Option) *runningSaver {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s, err := New(cfg, logger, reg, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &runningSaver{s: s, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { rs.done <- s.Run(ctx) }()
+	t.Cleanup(func() { rs.stop(t) })
+	return rs
+}
+
+// stop ends Run and waits for it (idempotent).
+func (rs *runningSaver) stop(t testing.TB) {
+	t.Helper()
+	if rs.cancel == nil {
+		return
+	}
+	rs.cancel()
+	rs.cancel = nil
+	select {
+	case err := <-rs.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return within 60s of cancel")
+	}
+}
+
+// counter reads a counter or gauge.
+func (rs *runningSaver) counter(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestSaverEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	now := time.Now().UTC()
+	ms := genMetrics(5000, now, "e2e-")
+	// Three days ago: that day's index, not today's.
+	old := metric.Metric{Endpoint: "e2e-old", Name: "disk.used", Value: 42, Timestamp: now.Add(-72 * time.Hour).Unix(), Type: metric.Gauge}
+	ms = append(ms, old)
+	recs := metricRecords(ms)
+	// Redelivered by the relay: same metric twice.
+	recs = append(recs, recs[17], recs[4000])
+	future := metric.Metric{Endpoint: "e2e-future", Name: "clock.skewed", Value: 1, Timestamp: now.Add(time.Hour).Unix(), Type: metric.Gauge}
+	fv, _ := json.Marshal(future)
+	bad := []rawRecord{
+		{key: []byte("x"), value: []byte(`cpu.idle 97 1700000000`)},                                                          // malformed
+		{key: nil, value: []byte(`{"endpoint":"a/b","name":"x","value":1,"timestamp":1764072000,"step":10,"type":"GAUGE"}`)}, // invalid
+		{key: []byte(future.SeriesKey()), value: fv},                                                                         // future beyond skew
+	}
+	recs = append(recs, bad...)
+	produce(t, k.Addr(), recs)
+
+	rs := startSaver(t, testConfig(k.Addr(), es.url))
+	waitFor(t, 60*time.Second, "every record committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(recs)), fmt.Sprintf("committed %d of %d (produced %d)", c, e, len(recs))
+	})
+	es.checkStored(t, ms)
+	if got := es.count(t, IndexPrefix+old.Day()); got != 1 {
+		t.Errorf("index %s holds %d documents, want 1 (the three-day-old metric)", IndexPrefix+old.Day(), got)
+	}
+	dl := readDLQ(t, k.Addr(), 3)
+	if len(dl) != 3 {
+		t.Fatalf("dead letters: got %d (%+v), want 3", len(dl), dl)
+	}
+	wantReasons := map[string]string{string(bad[0].value): ReasonMalformed, string(bad[1].value): ReasonInvalid, string(fv): ReasonFuture}
+	for _, d := range dl {
+		if w := wantReasons[d.value]; !strings.HasPrefix(d.reason, w+": ") || !strings.HasPrefix(d.source, testTopic+"/") {
+			t.Errorf("dead letter %q: reason %q source %q, want reason %q and a source", d.value, d.reason, d.source, w)
+		}
+	}
+	if got := rs.counter(rs.s.m.duplicates); got != 2 {
+		t.Errorf("duplicates (409 on create) = %v, want 2", got)
+	}
+	// The template shaped the index: timestamp is a date.
+	// (GetMappingService asks for "/index/_mapping/", which dev-es
+	// refuses; ES accepts the trailing slash. Ask without it.)
+	res, err := es.client.PerformRequest(context.Background(), elastic.PerformRequestOptions{
+		Method: "GET", Path: "/" + IndexPrefix + ms[0].Day() + "/_mapping"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mp map[string]struct {
+		Mappings struct {
+			Properties map[string]map[string]any `json:"properties"`
+		} `json:"mappings"`
+	}
+	if err := json.Unmarshal(res.Body, &mp); err != nil {
+		t.Fatal(err)
+	}
+	ts := mp[IndexPrefix+ms[0].Day()].Mappings.Properties["timestamp"]
+	if ts["type"] != "date" || ts["format"] != "epoch_second" {
+		t.Errorf("mapping %s: timestamp is %v, want an epoch_second date", res.Body, ts)
+	}
+	rs.stop(t)
+}
+
+// A saver that dies without committing (its context cancelled with the
+// commit loop cut off is not a crash: run the real binary and SIGKILL it, see
+// TestSaverBinaryKill) -- here two savers share the group and one leaves in
+// the middle: the rebalance loses and duplicates nothing.
+func TestSaverRebalance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	now := time.Now().UTC()
+	ms := genMetrics(60000, now, "rb-")
+	recs := metricRecords(ms)
+	cfg := testConfig(k.Addr(), es.url)
+	cfg.Elasticsearch.BulkDocs = 200
+	a := startSaver(t, cfg)
+	produce(t, k.Addr(), recs[:5000])
+	b := startSaver(t, cfg)
+	waitFor(t, 60*time.Second, "b owning partitions", func() (bool, string) {
+		lag, ok := b.s.lag()
+		return ok, fmt.Sprintf("b owns none (lag %d)", lag)
+	})
+	produce(t, k.Addr(), recs[5000:30000])
+	sent := 30000
+	waitFor(t, 60*time.Second, "both savers storing", func() (bool, string) {
+		sa, sb := a.counter(a.s.m.stored), b.counter(b.s.m.stored)
+		return sa > 0 && sb > 0, fmt.Sprintf("a stored %v, b stored %v", sa, sb)
+	})
+	// a leaves while records keep coming: its partitions move to b.
+	a.stop(t)
+	produce(t, k.Addr(), recs[sent:])
+	waitFor(t, 60*time.Second, "every record committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(recs)), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	es.checkStored(t, ms)
+	t.Logf("saver a stored %v, b stored %v, duplicates a %v b %v", a.counter(a.s.m.stored), b.counter(b.s.m.stored),
+		a.counter(a.s.m.duplicates), b.counter(b.s.m.duplicates))
+}
+
+func TestSaverES429(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	es.needFaults(t)
+	ms := genMetrics(8000, time.Now().UTC(), "r429-")
+	produce(t, k.Addr(), metricRecords(ms))
+	rs := startSaver(t, testConfig(k.Addr(), es.url))
+	waitFor(t, 30*time.Second, "templates installed", func() (bool, string) {
+		return rs.counter(rs.s.m.bulks.WithLabelValues("ok")) > 0, "no bulk answered yet"
+	})
+	es.dev.SetFaults(devstack.ESFaults{RejectFraction: 0.3})
+	waitFor(t, 90*time.Second, "every record committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(ms)), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	es.dev.SetFaults(devstack.ESFaults{})
+	if got := rs.counter(rs.s.m.itemRetries); got == 0 {
+		t.Errorf("item retries = 0, want > 0 with 30%% of items rejected")
+	}
+	es.checkStored(t, ms)
+	if got := rs.counter(rs.s.m.deadLetters.WithLabelValues(ReasonRejected)); got != 0 {
+		t.Errorf("dead letters for 429 items = %v, want 0", got)
+	}
+}
+
+func TestSaverESDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	es.needFaults(t)
+	cfg := testConfig(k.Addr(), es.url)
+	cfg.Elasticsearch.BulkDocs = 100
+	cfg.Elasticsearch.MaxInFlight = 2
+	rs := startSaver(t, cfg)
+	waitFor(t, 30*time.Second, "saver joined", func() (bool, string) {
+		rs.s.mu.Lock()
+		defer rs.s.mu.Unlock()
+		return rs.s.joined, "not joined"
+	})
+	es.dev.SetFaults(devstack.ESFaults{Unavailable: true})
+	ms := genMetrics(20000, time.Now().UTC(), "down-")
+	produce(t, k.Addr(), metricRecords(ms))
+	waitFor(t, 30*time.Second, "bulk failures while ES is down", func() (bool, string) {
+		n := rs.counter(rs.s.m.bulks.WithLabelValues("error"))
+		return n >= 5, fmt.Sprintf("%v failed bulks", n)
+	})
+	// Nothing stored: nothing committed; records held in memory stay under
+	// the bound (max_in_flight+2 batches and one record per partition).
+	if c, _ := committed(t, k.Addr(), "falconet-saver"); c != 0 {
+		t.Errorf("committed %d offsets while ES is down, want 0", c)
+	}
+	held := rs.counter(rs.s.m.consumed) - rs.counter(rs.s.m.stored)
+	bound := float64((cfg.Elasticsearch.MaxInFlight+2)*cfg.Elasticsearch.BulkDocs + 10)
+	if held > bound {
+		t.Errorf("records held while ES is down = %v, want <= %v", held, bound)
+	}
+	t.Logf("while down: %v records held (bound %v), %v failed bulks", held, bound, rs.counter(rs.s.m.bulks.WithLabelValues("error")))
+	es.dev.SetFaults(devstack.ESFaults{})
+	waitFor(t, 90*time.Second, "every record committed after ES returned", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(ms)), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	es.checkStored(t, ms)
+}
+
+func TestRetention(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	es := startTestES(t)
+	ctx := context.Background()
+	cfg := DefaultConfig().Elasticsearch
+	cfg.RetentionDays = 7
+	cfg.RollupRetentionMonths = 2
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var all []string
+	for d := 0; d <= 12; d++ {
+		all = append(all, IndexPrefix+now.AddDate(0, 0, -d).Format("2006.01.02"))
+	}
+	all = append(all, RollupPrefix+"5m-2026.11", RollupPrefix+"5m-2026.09", RollupPrefix+"1h-2026.08", "falconet-metrics-keep")
+	for _, name := range all {
+		if _, err := es.client.CreateIndex(name).Do(ctx); err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+	}
+	// Expected by hand: days 8..12 ago are older than 7 days (cutoff
+	// 2026.11.18); months before 2026.09 go.
+	want := []string{"falconet-metrics-2026.11.13", "falconet-metrics-2026.11.14", "falconet-metrics-2026.11.15",
+		"falconet-metrics-2026.11.16", "falconet-metrics-2026.11.17", RollupPrefix + "1h-2026.08"}
+	plan, err := RetentionPlan(ctx, es.client, &cfg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(plan, want) {
+		t.Fatalf("RetentionPlan = %v, want %v", plan, want)
+	}
+	deleted, err := ApplyRetention(ctx, es.client, &cfg, now)
+	if err != nil || !slices.Equal(deleted, want) {
+		t.Fatalf("ApplyRetention = %v, %v; want %v", deleted, err, want)
+	}
+	left, err := ListIndices(ctx, es.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLeft := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return slices.Contains(want, n) || n == "falconet-metrics-keep" })
+	slices.Sort(wantLeft)
+	wantLeft = append(wantLeft, "falconet-metrics-keep")
+	slices.Sort(wantLeft)
+	if !slices.Equal(left, wantLeft) {
+		t.Fatalf("indices after retention = %v, want %v", left, wantLeft)
+	}
+	if again, _ := RetentionPlan(ctx, es.client, &cfg, now); len(again) != 0 {
+		t.Fatalf("second RetentionPlan = %v, want nothing", again)
+	}
+}
+
+// expectedRollups computes the rollups of ms by hand.
+func expectedRollups(ms []metric.Metric, step time.Duration) map[string]Rollup {
+	out := map[string]Rollup{}
+	for _, m := range ms {
+		ws := WindowStart(m.Timestamp, step)
+		id := RollupID(step, m.SeriesKey(), ws)
+		r, ok := out[id]
+		if !ok {
+			r = Rollup{Series: m.SeriesKey(), Window: StepName(step), WindowStart: ws, Min: m.Value, Max: m.Value}
+		}
+		r.Min, r.Max = min(r.Min, m.Value), max(r.Max, m.Value)
+		r.Sum += m.Value
+		r.Count++
+		r.Avg = r.Sum / float64(r.Count)
+		out[id] = r
+	}
+	return out
+}
+
+func checkRollups(t *testing.T, es *testES, step time.Duration, want map[string]Rollup) {
+	t.Helper()
+	ctx := context.Background()
+	for id, w := range want {
+		idx := RollupIndex(step, w.WindowStart)
+		res, err := es.client.Get().Index(idx).Id(id).Do(ctx)
+		if err != nil || !res.Found {
+			t.Fatalf("rollup %s %s @ %d: not in %s: %v", w.Window, w.Series, w.WindowStart, idx, err)
+		}
+		var got Rollup
+		if err := json.Unmarshal(res.Source, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Series != w.Series || got.Count != w.Count || got.Min != w.Min || got.Max != w.Max ||
+			got.Sum != w.Sum || got.Avg != w.Avg || got.WindowStart != w.WindowStart || got.Window != w.Window {
+			t.Fatalf("rollup %s: got %+v, want %+v", id, got, w)
+		}
+	}
+	if got := es.count(t, RollupPrefix+StepName(step)+"-*"); got != int64(len(want)) {
+		t.Fatalf("rollup documents for %s: got %d, want %d", StepName(step), got, len(want))
+	}
+}
+
+func TestRollups(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	// A fixed clock: 2026-11-25 10:00:00 plus what the test advances.
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var clockMu sync.Mutex
+	clock := base
+	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	setNow := func(t time.Time) { clockMu.Lock(); clock = t; clockMu.Unlock() }
+
+	// 09:40 .. 09:59:50, every 10 s, 6 series, values varied.
+	var ms []metric.Metric
+	for ts := base.Add(-20 * time.Minute).Unix(); ts < base.Unix(); ts += 10 {
+		for s := range 6 {
+			ms = append(ms, metric.Metric{Endpoint: fmt.Sprintf("ru-%d", s), Name: "load", Value: float64((ts/10)%17) * float64(s+1) / 4,
+				Timestamp: ts, Step: 10, Type: metric.Gauge, Tags: map[string]string{"s": fmt.Sprint(s % 2)}})
+		}
+	}
+	produce(t, k.Addr(), metricRecords(ms))
+	cfg := testConfig(k.Addr(), es.url)
+	cfg.Rollup.Enabled = true
+	cfg.Rollup.Steps = []confkit.Duration{confkit.Duration(5 * time.Minute), confkit.Duration(time.Hour)}
+	cfg.Rollup.Lateness = confkit.Duration(10 * time.Minute)
+	cfg.Rollup.Delay = confkit.Duration(30 * time.Second)
+	cfg.Rollup.Interval = confkit.Duration(time.Hour) // the test drives runOnce
+	cfg.Rollup.Lookback = confkit.Duration(30 * time.Minute)
+	cfg.Elasticsearch.RetentionDays = 0
+	cfg.FutureSkew = confkit.Duration(24 * time.Hour)
+	rs := startSaver(t, cfg, WithClock(now))
+	waitFor(t, 60*time.Second, "raw data committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(ms)), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	// 10:00:30: the 5m windows 09:30..09:55 are closed past their delay;
+	// the 1h window 09:00 is too.
+	setNow(base.Add(30 * time.Second))
+	if err := rs.s.rollups.runOnce(context.Background()); err != nil {
+		t.Fatalf("runOnce: %v", err)
+	}
+	checkRollups(t, es, 5*time.Minute, expectedRollups(ms, 5*time.Minute))
+	checkRollups(t, es, time.Hour, expectedRollups(ms, time.Hour))
+
+	// Late data for 09:57 (within the lateness) re-triggers 09:55 and the
+	// 09:00 hour; a point for 09:41 at 10:08 is past the 09:40 window's
+	// lateness (closed 09:45) and is stored raw but changes no rollup...
+	// except the hour, which closed at 10:00 and is still within lateness.
+	setNow(base.Add(8 * time.Minute))
+	late := []metric.Metric{
+		{Endpoint: "ru-0", Name: "load", Value: 1000, Timestamp: base.Add(-3*time.Minute + 5*time.Second).Unix(), Type: metric.Gauge, Tags: map[string]string{"s": "0"}},
+		{Endpoint: "ru-9", Name: "load", Value: -5, Timestamp: base.Add(-19*time.Minute + 5*time.Second).Unix(), Type: metric.Gauge},
+	}
+	produce(t, k.Addr(), metricRecords(late))
+	waitFor(t, 30*time.Second, "late data committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(ms)+len(late)), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	if err := rs.s.rollups.runOnce(context.Background()); err != nil {
+		t.Fatalf("runOnce: %v", err)
+	}
+	all := append(slices.Clone(ms), late...)
+	want5 := expectedRollups(ms, 5*time.Minute)
+	for id, r := range expectedRollups(all, 5*time.Minute) {
+		if r.WindowStart == base.Add(-5*time.Minute).Unix() {
+			want5[id] = r // only the re-triggered window changed
+		}
+	}
+	checkRollups(t, es, 5*time.Minute, want5)
+	checkRollups(t, es, time.Hour, expectedRollups(all, time.Hour))
+	if got := rs.counter(rs.s.m.rollupLate); got != 2 {
+		t.Errorf("late re-triggers = %v, want 2 (5m 09:55 and 1h 09:00)", got)
+	}
+	_ = io.Discard
+}
+
+func getBlock(resp *sarama.OffsetFetchResponse, topic string, p int32) *sarama.OffsetFetchResponseBlock {
+	if resp == nil {
+		return nil
+	}
+	return resp.GetBlock(topic, p)
+}
