@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"math"
+	"os"
 	"testing"
 	"time"
 
@@ -237,8 +238,24 @@ func TestNetCollector(t *testing.T) {
 		t.Errorf("first round gave %d metrics, want none", len(first))
 	}
 	checkValid(t, second)
-	if len(second) == 0 {
-		t.Fatal("no interface reported")
+	ifaces, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, e := range ifaces {
+		if e.Name() != "lo" {
+			want[e.Name()] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, m := range second {
+		got[m.Tags["iface"]] = true
+	}
+	for name := range want {
+		if !got[name] {
+			t.Errorf("interface %s (in /sys/class/net) not reported; reported %v", name, got)
+		}
 	}
 	for _, m := range second {
 		if m.Tags["iface"] == "lo" {

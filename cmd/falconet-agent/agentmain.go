@@ -108,6 +108,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	cfg, note, err := m.loadConfig()
 	if m.CheckConfig {
+		if err == nil {
+			_, err = relayTLS(cfg.Relay.TLS) // the files exist and parse
+		}
 		if err != nil {
 			return exitError{code: 1, msg: err.Error()}
 		}
@@ -197,6 +200,10 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	snd, err := sender.New(scfg, q, sender.StaticRelays(cfg.Relay.Addresses...), logger, reg)
 	if err != nil {
 		return err
+	}
+	if len(cfg.Discovery.Seeds) > 0 {
+		logger.Warn("discovery.seeds is set, but this build has no discovery yet: only relay.addresses are used",
+			"seeds", cfg.Discovery.Seeds)
 	}
 	if len(cfg.Relay.Addresses) == 0 {
 		logger.Warn("no relay addresses configured (relay.addresses): metrics are kept in the buffer until a relay is known",

@@ -167,3 +167,74 @@ uptime = false
 		return scrape(t, a.base, "falconet_buffer_metrics") == 0
 	})
 }
+
+// TestEndToEndMutualTLSAndToken: [relay.tls] and [relay] token reach the
+// sender: a relay requiring a client certificate and a token gets the
+// metrics; with a wrong token nothing is delivered and the buffer keeps them.
+func TestEndToEndMutualTLSAndToken(t *testing.T) {
+	const topic = "falconet-metrics"
+	k := devstack.StartKafkaT(t, topic)
+	dir := t.TempDir()
+	ca := relaytest.NewCA(t, "falconet-test-ca")
+	_, serverCert, serverKey := ca.Issue(t, dir, "relay", "127.0.0.1")
+	_, clientCert, clientKey := ca.Issue(t, dir, "agent")
+	caFile := ca.WriteCA(t, dir)
+
+	rcfg := relaytest.Config(k.Addr())
+	rcfg.TLS.Cert, rcfg.TLS.Key, rcfg.TLS.ClientCA = serverCert, serverKey, caFile
+	rcfg.Auth.Tokens = []string{"s3cret"}
+	r := relaytest.Start(t, rcfg, slog.New(slog.DiscardHandler))
+
+	agentCfg := func(name, token string) string {
+		return writeFile(t, name, fmt.Sprintf(`hostname = "tls-host"
+[http]
+listen = "127.0.0.1:0"
+[buffer]
+path = %q
+[relay]
+addresses = [%q]
+token = %q
+[relay.tls]
+enabled = true
+ca = %q
+cert = %q
+key = %q
+[collectors]
+cpu = false
+load = false
+memory = false
+filesystem = false
+diskio = false
+net = false
+processes = false
+uptime = false
+`, filepath.Join(dir, name+".db"), r.ProtocolAddr(), token, caFile, clientCert, clientKey), 0o644)
+	}
+
+	bad := startAgent(t, agentCfg("bad.toml", "wrong"))
+	pushN(t, bad.base, 0, 20)
+	good := startAgent(t, agentCfg("good.toml", "s3cret"))
+	want := pushN(t, good.base, 1000, 50)
+	recs := relaytest.ReadTopic(t, k.Addr(), topic, 50, 30*time.Second)
+	got := map[string]bool{}
+	for _, rec := range recs {
+		var m metric.Metric
+		if err := json.Unmarshal(rec.Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		got[m.DocID()] = true
+	}
+	if len(recs) != 50 {
+		t.Errorf("Kafka holds %d records, want the good agent's 50 only", len(recs))
+	}
+	for id := range want {
+		if !got[id] {
+			t.Errorf("metric %s of the good agent missing", id)
+		}
+	}
+	if n := scrape(t, bad.base, "falconet_buffer_metrics"); n != 20 {
+		t.Errorf("agent with the wrong token buffers %v metrics, want all 20 kept", n)
+	}
+	good.stop(t)
+	bad.stop(t)
+}

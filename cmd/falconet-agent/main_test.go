@@ -73,6 +73,7 @@ func TestCheckConfig(t *testing.T) {
 		{"[[script]]\npath = \"/a\"\ninterval = \"10s\"\ntimeout = \"20s\"\n", "script[0].timeout"},
 		{"[relay]\naddresses = [\"nohost\"]\n", "relay.addresses[0]"},
 		{"[http]\nlisten = \"127.0.0.1:1988\"\nport = 3\n", "http.port"},
+		{"[relay.tls]\nenabled = true\nca = \"/nonexistent/ca.pem\"\n", "relay.tls.ca"},
 	}
 	for _, tt := range tests {
 		_, _, err := runMain(t, "-check-config", "-config", writeFile(t, "bad.toml", tt.text, 0o644))
