@@ -327,3 +327,33 @@ func TestESConcurrentBulk(t *testing.T) {
 	env.must(200, "POST", "/"+ix+"/_refresh", "")
 	expect(t, env.must(200, "GET", "/"+ix+"/_count", ""), "count", 2000)
 }
+
+// Reference: "Common options > Response filtering" (filter_path), "Flush
+// API", "cat indices API"; and dev-es's 400 for APIs it does not implement.
+func TestESFilterPathFlushCat(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("fp")
+	r := env.must(200, "POST", "/_bulk?filter_path=errors,items.*.status", "{\"index\":{\"_index\":\""+ix+"\",\"_id\":\"1\"}}\n{\"a\":1}\n")
+	expect(t, r, "errors", false)
+	expect(t, r, "items.0.index.status", 201)
+	if get(r, "took") != nil || get(r, "items.0.index._id") != nil {
+		t.Fatalf("filter_path kept unrequested fields: %v", r)
+	}
+	r = env.must(200, "GET", "/"+ix+"/_doc/1?filter_path=**.a", "")
+	expect(t, r, "_source.a", 1)
+	env.must(200, "POST", "/"+ix+"/_flush", "")
+	env.must(200, "POST", "/_flush", "")
+	env.must(200, "POST", "/"+ix+"/_refresh", "")
+	txt := env.do("GET", "/_cat/indices/"+ix+"?v", "")
+	if txt.status != 200 || !strings.HasPrefix(string(txt.body), "health") || !strings.Contains(string(txt.body), ix) {
+		t.Fatalf("_cat/indices?v: got %d %q", txt.status, txt.body)
+	}
+	if env.dev != nil {
+		r = env.must(400, "POST", "/"+ix+"/_update_by_query", `{}`)
+		if reason, _ := get(r, "error.reason").(string); !strings.HasPrefix(reason, "dev-es does not support") {
+			t.Fatalf("unimplemented API: got reason %q", reason)
+		}
+	}
+	r = env.must(405, "GET", "/_bulk", "")
+	expect(t, r, "status", 405)
+}

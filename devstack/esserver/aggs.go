@@ -382,12 +382,19 @@ func (a *aggSpec) eachKey(d docRef, f *fieldMapping, fn func(aggKey)) {
 		}
 		return
 	}
+	if !c.hasMulti(d.ord) {
+		switch c.kind {
+		case colStr:
+			fn(aggKey{kind: colStr, s: c.dict[c.strs[d.ord]]})
+		case colFloat:
+			fn(aggKey{kind: colFloat, f: c.floats[d.ord]})
+		default:
+			fn(aggKey{kind: colInt, i: c.ints[d.ord]})
+		}
+		return
+	}
 	seen := map[aggKey]bool{}
 	emit := func(k aggKey) {
-		if len(seen) == 0 && !c.hasMulti(d.ord) {
-			fn(k)
-			return
-		}
 		if !seen[k] {
 			seen[k] = true
 			fn(k)
@@ -596,13 +603,18 @@ func (a *aggSpec) dateHistogram(docs []docRef, f *fieldMapping, now time.Time) (
 		if c == nil {
 			continue
 		}
-		seen := map[int64]bool{}
+		var seen map[int64]bool
+		if c.hasMulti(d.ord) {
+			seen = map[int64]bool{}
+		}
 		c.eachNum(d.ord, func(x float64) {
 			k, _ := a.roundKey(int64(x))
-			if seen[k] {
-				return
+			if seen != nil {
+				if seen[k] {
+					return
+				}
+				seen[k] = true
 			}
-			seen[k] = true
 			b := byKey[k]
 			if b == nil {
 				b = &bucket{key: aggKey{kind: colInt, i: k}}

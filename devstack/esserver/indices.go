@@ -857,6 +857,29 @@ func (s *Server) handleRefresh(rq *request) *esError {
 	return s.ok(rq, 200, map[string]any{"_shards": map[string]any{"total": total * 2, "successful": total, "failed": 0}})
 }
 
+// handleFlush answers the flush API: every acknowledged write is already
+// committed to the data file, so there is nothing to do.
+func (s *Server) handleFlush(rq *request) *esError {
+	if e := rq.allow("ignore_unavailable", "allow_no_indices", "expand_wildcards", "force", "wait_if_ongoing"); e != nil {
+		return e
+	}
+	expr := ""
+	if rq.parts[0] != "_flush" {
+		expr = rq.parts[0]
+	}
+	s.mu.RLock()
+	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
+	total := 0
+	for _, n := range names {
+		total += s.indices[n].setting("number_of_shards", 1)
+	}
+	s.mu.RUnlock()
+	if e != nil {
+		return e
+	}
+	return s.ok(rq, 200, map[string]any{"_shards": map[string]any{"total": total * 2, "successful": total, "failed": 0}})
+}
+
 // ---- _cat ----
 
 func humanBytes(n int64) string {

@@ -14,24 +14,26 @@ func validateIndexName(name string) *esError {
 			with("index_uuid", "_na_").with("index", name)
 	}
 	switch {
-	case name == "":
-		return bad("must not be empty")
+	// the order of Elasticsearch's checks: characters, empty, '#', ':',
+	// leading character, length, dots, then case
 	case strings.ContainsAny(name, `\/*?"<>| ,`):
 		return bad(`must not contain the following characters [ , ", *, \, <, |, ,, >, /, ?]`)
+	case name == "":
+		return bad("must not be empty")
 	case strings.Contains(name, "#"):
 		return bad("must not contain '#'")
 	case strings.Contains(name, ":"):
 		return bad("must not contain ':'")
 	case name[0] == '_' || name[0] == '-' || name[0] == '+':
 		return bad("must not start with '_', '-', or '+'")
-	case strings.ToLower(name) != name:
-		return bad("must be lowercase")
-	case name == "." || name == "..":
-		return bad("must not be '.' or '..'")
 	case len(name) > 255:
 		return newErr(http.StatusBadRequest, "invalid_index_name_exception",
 			"Invalid index name [%s], index name is too long, (%d > 255)", name, len(name)).
 			with("index_uuid", "_na_").with("index", name)
+	case name == "." || name == "..":
+		return bad("must not be '.' or '..'")
+	case strings.ToLower(name) != name:
+		return bad("must be lowercase")
 	}
 	return nil
 }

@@ -286,6 +286,7 @@ func (s *Server) refresher() {
 // ---- HTTP plumbing ----
 
 type request struct {
+	filter filterPath
 	w      http.ResponseWriter
 	r      *http.Request
 	q      url.Values
@@ -316,10 +317,8 @@ func (rq *request) allow(names ...string) *esError {
 	var bad []string
 	for k := range rq.q {
 		switch k {
-		case "pretty", "human", "error_trace":
+		case "pretty", "human", "error_trace", "filter_path":
 			continue
-		case "filter_path":
-			return errUnsupported("the filter_path parameter")
 		}
 		ok := false
 		for _, n := range names {
@@ -392,6 +391,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rq.body = body
+	if fp := rq.param("filter_path"); fp != "" {
+		f, e := parseFilterPath(fp)
+		if e != nil {
+			s.writeErr(rq, e)
+			return
+		}
+		rq.filter = f
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("dev-es handler panic", "path", r.URL.Path, "panic", v)
@@ -460,6 +467,23 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 }
 
 func (s *Server) ok(rq *request, status int, v any) *esError {
+	if rq.filter != nil {
+		var b []byte
+		if raw, isRaw := v.(json.RawMessage); isRaw {
+			b = raw
+		} else {
+			var err error
+			if b, err = json.Marshal(v); err != nil {
+				return newErr(500, "exception", "dev-es: encoding the response: %v", err)
+			}
+		}
+		v = json.RawMessage(rq.filter.apply(b))
+		if rq.pretty {
+			var pv any
+			_ = json.Unmarshal(v.(json.RawMessage), &pv)
+			v = pv
+		}
+	}
 	s.writeJSON(rq.w, rq.r, status, v, rq.pretty)
 	return nil
 }
@@ -483,7 +507,30 @@ func methodNotAllowed(rq *request, allowed ...string) *esError {
 	return &esError{Status: http.StatusMethodNotAllowed, Type: "", Reason: fmt.Sprintf("Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]", rq.r.URL.RequestURI(), rq.r.Method, strings.Join(allowed, ", "))}
 }
 
+// knownAPIs are Elasticsearch endpoints dev-es does not implement: they
+// answer "dev-es does not support", not ES's "no handler found".
+var knownAPIs = map[string]bool{
+	"_mget": true, "_msearch": true, "_reindex": true, "_update_by_query": true, "_aliases": true, "_alias": true,
+	"_stats": true, "_forcemerge": true, "_open": true, "_close": true, "_rollover": true, "_shrink": true,
+	"_split": true, "_clone": true, "_analyze": true, "_validate": true, "_explain": true, "_field_caps": true,
+	"_termvectors": true, "_mtermvectors": true, "_segments": true, "_recovery": true, "_shard_stores": true,
+	"_cache": true, "_ilm": true, "_snapshot": true, "_ingest": true, "_tasks": true, "_component_template": true,
+	"_data_stream": true, "_security": true, "_license": true, "_xpack": true, "_pit": true, "_sql": true,
+	"_async_search": true, "_resolve": true, "_settings": true, "_search_shards": true, "_rank_eval": true,
+	"_scripts": true, "_render": true, "_ccr": true, "_ml": true, "_rollup": true, "_transform": true,
+	"_watcher": true, "_slm": true, "_enrich": true, "_graph": true, "_freeze": true, "_unfreeze": true,
+	"_disk_usage": true, "_knn_search": true, "_terms_enum": true, "_upgrade": true, "_block": true,
+}
+
 func noHandler(rq *request) *esError {
+	for _, seg := range rq.parts {
+		if knownAPIs[seg] {
+			return errUnsupported("the %s API (%s %s)", seg, rq.r.Method, rq.r.URL.Path)
+		}
+	}
+	if len(rq.parts) >= 2 && rq.parts[0] == "_cluster" || len(rq.parts) >= 2 && rq.parts[0] == "_cat" || len(rq.parts) >= 2 && rq.parts[0] == "_nodes" {
+		return errUnsupported("the %s API (%s %s)", strings.Join(rq.parts[:2], "/"), rq.r.Method, rq.r.URL.Path)
+	}
 	return &esError{Status: http.StatusBadRequest, Reason: fmt.Sprintf("no handler found for uri [%s] and method [%s]", rq.r.URL.RequestURI(), rq.r.Method)}
 }
 
@@ -556,6 +603,10 @@ func (s *Server) route(rq *request) *esError {
 	case "_refresh":
 		if len(p) == 1 {
 			return need(s.handleRefresh, "GET", "POST")
+		}
+	case "_flush":
+		if len(p) == 1 {
+			return need(s.handleFlush, "GET", "POST")
 		}
 	case "_mapping":
 		if len(p) == 1 {
@@ -641,6 +692,10 @@ func (s *Server) route(rq *request) *esError {
 	case "_refresh":
 		if len(p) == 2 {
 			return need(s.handleRefresh, "GET", "POST")
+		}
+	case "_flush":
+		if len(p) == 2 {
+			return need(s.handleFlush, "GET", "POST")
 		}
 	case "_mapping":
 		if len(p) == 2 {
