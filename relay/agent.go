@@ -60,13 +60,13 @@ func (s *Server) serveAgent(nc net.Conn) {
 		cancel()
 		if err != nil {
 			s.m.connsRefused.WithLabelValues("tls").Inc()
-			s.rl.log(s.log, "tls:"+peer, slog.LevelWarn, "agent refused: TLS handshake failed", "peer", peer, "err", err)
+			s.rl.log(s.log, "tls:"+hostOf(peer), slog.LevelWarn, "agent refused: TLS handshake failed", "peer", peer, "err", err)
 			nc.Close()
 			return
 		}
 		conn = tc
 	}
-	r := wire.NewReader(bufio.NewReaderSize(conn, 32<<10), int(lim.MaxFrame))
+	r := wire.NewReader(bufio.NewReaderSize(conn, 4<<10), int(lim.MaxFrame))
 	m, err := r.ReadMessage()
 	if err != nil {
 		s.refuseFrameError(conn, peer, "", err)
@@ -93,7 +93,7 @@ func (s *Server) serveAgent(nc net.Conn) {
 	ac := &agentConn{
 		srv: s, nc: conn, peer: peer, agentID: hello.AgentID,
 		budget: newBudget(int64(lim.ConnInflightBytes)),
-		w:      wire.NewWriter(conn),
+		w:      wire.NewWriterSize(conn, 4<<10),
 		notify: make(chan struct{}, 1),
 	}
 	ac.ctx, ac.cancel = context.WithCancel(s.hardCtx)
@@ -156,7 +156,11 @@ func (s *Server) refuse(conn net.Conn, peer, agent string, code wire.RejectCode,
 	if code == wire.RejectBusy || code == wire.RejectShutdown {
 		lvl = slog.LevelInfo
 	}
-	s.rl.log(s.log, "refuse:"+code.String()+peer, lvl, "agent refused", "peer", peer, "agent", agent, "code", code, "reason", reason)
+	key := "refuse:" + code.String()
+	if lvl == slog.LevelWarn { // per host: one misconfigured agent must not hide another
+		key += hostOf(peer) + reason[:min(len(reason), 24)]
+	}
+	s.rl.log(s.log, key, lvl, "agent refused", "peer", peer, "agent", agent, "code", code, "reason", reason)
 	conn.SetWriteDeadline(time.Now().Add(time.Second))
 	conn.Write(wire.AppendMessage(nil, &wire.Reject{Code: code, Reason: reason, Redirect: s.redirects()}))
 	conn.Close()
@@ -274,7 +278,7 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 	ms, err := metric.DecodeBatch(ac.decoded[:0], b.Payload)
 	if err != nil {
 		release()
-		s.rl.log(s.log, "corrupt:"+ac.peer, slog.LevelWarn, "agent sent a corrupt batch", "peer", ac.peer, "agent", ac.agentID, "batch", b.Seq, "err", err)
+		s.rl.log(s.log, "corrupt:"+hostOf(ac.peer), slog.LevelWarn, "agent sent a corrupt batch", "peer", ac.peer, "agent", ac.agentID, "batch", b.Seq, "err", err)
 		ac.answer(wire.AckResult{Seq: b.Seq, Status: wire.StatusInvalid, Reason: err.Error()})
 		return nil
 	}
@@ -291,7 +295,7 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 	}
 	if bad := len(ms) - len(valid); bad > 0 {
 		s.m.invalidMetrics.WithLabelValues("protocol").Add(float64(bad))
-		s.rl.log(s.log, "invalid:"+ac.peer, slog.LevelWarn, "dropping invalid metrics from agent", "peer", ac.peer, "agent", ac.agentID,
+		s.rl.log(s.log, "invalid:"+hostOf(ac.peer), slog.LevelWarn, "dropping invalid metrics from agent", "peer", ac.peer, "agent", ac.agentID,
 			"batch", b.Seq, "invalid", bad, "of", len(ms), "first", firstBad)
 	}
 	if len(valid) == 0 {
@@ -491,4 +495,12 @@ func (p *pending) finish() {
 		r.Reason = (*e).Error()
 	}
 	p.ac.answer(r)
+}
+
+// hostOf strips the port: rate-limit keys are per host, not per connection.
+func hostOf(peer string) string {
+	if h, _, err := net.SplitHostPort(peer); err == nil {
+		return h
+	}
+	return peer
 }

@@ -129,7 +129,7 @@ func DefaultConfig() Config {
 			Version:         "2.1.0",
 			Compression:     "lz4",
 			Idempotent:      true,
-			Linger:          confkit.Duration(5 * time.Millisecond),
+			Linger:          confkit.Duration(10 * time.Millisecond),
 			MaxMessageBytes: 1 << 20,
 			RetryMax:        5,
 			RetryBackoff:    confkit.Duration(250 * time.Millisecond),

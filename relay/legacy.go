@@ -64,7 +64,7 @@ func (s *Server) serveLegacy(nc net.Conn) {
 		if tooLong {
 			s.m.legacyLines.Inc()
 			s.m.legacyBadLines.Inc()
-			s.rl.log(s.log, "legacy-bad:"+peer, slog.LevelWarn, "legacy line too long; skipped", "peer", peer, "max_line", maxLine)
+			s.rl.log(s.log, "legacy-bad:"+hostOf(peer), slog.LevelWarn, "legacy line too long; skipped", "peer", peer, "max_line", maxLine)
 		} else if len(bytes.TrimSpace(line)) > 0 {
 			s.m.legacyLines.Inc()
 			s.legacyLine(peer, line, stop)
@@ -89,7 +89,7 @@ func (s *Server) legacyLine(peer string, line []byte, stop <-chan struct{}) {
 	if len(bad) > 0 {
 		s.m.legacyBadLines.Inc()
 		s.m.invalidMetrics.WithLabelValues("legacy").Add(float64(len(bad)))
-		s.rl.log(s.log, "legacy-bad:"+peer, slog.LevelWarn, "bad legacy line items dropped", "peer", peer,
+		s.rl.log(s.log, "legacy-bad:"+hostOf(peer), slog.LevelWarn, "bad legacy line items dropped", "peer", peer,
 			"bad", len(bad), "good", len(ms), "first", bad[0].Error(), "line", truncate(line, 200))
 	}
 	if len(ms) == 0 {

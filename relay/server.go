@@ -369,9 +369,13 @@ func (s *Server) kafkaLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if s.kafkaErr.Swap(nil) != nil {
-			s.log.Info("kafka reachable again")
-			// let agents in again: the next produce tells whether it works
+		wasDown := s.kafkaErr.Swap(nil) != nil
+		// Produce failed and nothing has been produced since (agents are
+		// refused meanwhile): with the brokers answering again, let agents
+		// back in; their next batches tell whether produce works. Without
+		// this a relay whose produce failed would refuse agents forever.
+		if le := p.lastErr.Load(); wasDown || (le > p.lastOK.Load() && time.Since(time.Unix(0, le)) > time.Second) {
+			s.log.Info("kafka reachable; accepting agents again")
 			p.lastOK.Store(time.Now().UnixNano())
 		}
 	}

@@ -121,7 +121,7 @@ type Reader struct {
 
 // keepBuf is the largest buffer a Reader keeps between frames; bigger frames
 // get a buffer of their own, so an idle connection holds little memory.
-const keepBuf = 256 << 10
+const keepBuf = 32 << 10
 
 // NewReader returns a Reader refusing payloads over maxFrame bytes (<= 0:
 // DefaultMaxFrame).
@@ -204,9 +204,14 @@ type Writer struct {
 	buf []byte
 }
 
-// NewWriter returns a Writer on w.
-func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 64<<10)}
+// NewWriter returns a Writer on w with a 64 KiB buffer.
+func NewWriter(w io.Writer) *Writer { return NewWriterSize(w, 64<<10) }
+
+// NewWriterSize returns a Writer with a buffer of size bytes (small for
+// many mostly idle connections; a batch larger than the buffer is written
+// straight through).
+func NewWriterSize(w io.Writer, size int) *Writer {
+	return &Writer{w: bufio.NewWriterSize(w, size)}
 }
 
 // WriteMessage buffers m as one frame.
