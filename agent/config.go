@@ -38,13 +38,25 @@ type HTTPConfig struct {
 	MaxPushBytes confkit.Size `toml:"max_push_bytes"`
 }
 
-// BufferConfig is [buffer]: the durable on-disk queue.
+// BufferConfig is [buffer]: the durable on-disk queue. All but
+// batch_metrics map one to one onto buffer.Config (see its field docs); the
+// defaults here equal buffer.DefaultConfig() (a test in cmd/falconet-agent
+// keeps them in step).
 type BufferConfig struct {
-	Path         string           `toml:"path"`
-	MaxBytes     confkit.Size     `toml:"max_bytes"`
-	MaxAge       confkit.Duration `toml:"max_age"`
-	CommitWindow confkit.Duration `toml:"commit_window"`
-	BatchMetrics int              `toml:"batch_metrics"`
+	Path             string           `toml:"path"`
+	MaxBytes         confkit.Size     `toml:"max_bytes"`
+	MaxAge           confkit.Duration `toml:"max_age"`
+	CommitWindow     confkit.Duration `toml:"commit_window"`
+	BatchMetrics     int              `toml:"batch_metrics"`
+	LockTimeout      confkit.Duration `toml:"lock_timeout"`
+	LiveFirst        bool             `toml:"live_first"`
+	LiveAfter        confkit.Duration `toml:"live_after"`
+	BackfillRate     confkit.Size     `toml:"backfill_rate"` // bytes per second; 0: no limit
+	MemoryBytes      confkit.Size     `toml:"memory_bytes"`
+	CompactFreeBytes confkit.Size     `toml:"compact_free_bytes"`
+	CompactFreeRatio float64          `toml:"compact_free_ratio"`
+	CompactTimeout   confkit.Duration `toml:"compact_timeout"`
+	VerifyOnOpen     bool             `toml:"verify_on_open"`
 }
 
 // RelayConfig is [relay]: where batches go when discovery finds no relay.
@@ -125,12 +137,20 @@ func DefaultConfig() Config {
 		Jitter:   confkit.Duration(10 * time.Second),
 		HTTP:     HTTPConfig{Listen: "127.0.0.1:1988", MaxPushBytes: DefaultMaxPushBytes},
 		Buffer: BufferConfig{
-			Path:         "/var/lib/falconet/agent/buffer.db",
-			MaxBytes:     256 << 20,
-			CommitWindow: confkit.Duration(10 * time.Millisecond),
-			BatchMetrics: DefaultBatchMetrics,
+			Path:             "/var/lib/falconet/agent/buffer.db",
+			MaxBytes:         256 << 20,
+			CommitWindow:     confkit.Duration(10 * time.Millisecond),
+			BatchMetrics:     DefaultBatchMetrics,
+			LockTimeout:      confkit.Duration(2 * time.Second),
+			LiveFirst:        true,
+			LiveAfter:        confkit.Duration(time.Minute),
+			MemoryBytes:      8 << 20,
+			CompactFreeBytes: 64 << 20,
+			CompactFreeRatio: 0.5,
+			CompactTimeout:   confkit.Duration(30 * time.Second),
+			VerifyOnOpen:     true,
 		},
-		Relay:     RelayConfig{Addresses: []string{}, MaxInFlight: 8},
+		Relay:     RelayConfig{Addresses: []string{}, MaxInFlight: 32},
 		Discovery: DiscoveryConfig{Seeds: []string{}},
 		Collectors: CollectorsConfig{
 			CPU: true, Load: true, Memory: true, Filesystem: true,
@@ -191,6 +211,17 @@ func (c *Config) Validate() error {
 	}
 	if n := c.Buffer.BatchMetrics; n < 1 || n > metric.MaxBatchMetrics {
 		return bad("buffer.batch_metrics", "%d: want between 1 and %d", n, metric.MaxBatchMetrics)
+	}
+	b := c.Buffer
+	switch {
+	case b.LockTimeout.D() < 0:
+		return bad("buffer.lock_timeout", "%v: negative", b.LockTimeout.D())
+	case b.LiveFirst && b.LiveAfter.D() <= 0:
+		return bad("buffer.live_after", "%v: must be positive when live_first is on", b.LiveAfter.D())
+	case b.CompactFreeRatio < 0 || b.CompactFreeRatio > 1:
+		return bad("buffer.compact_free_ratio", "%g: want between 0 and 1", b.CompactFreeRatio)
+	case b.CompactTimeout.D() < 0:
+		return bad("buffer.compact_timeout", "%v: negative", b.CompactTimeout.D())
 	}
 	for i, a := range c.Relay.Addresses {
 		if err := checkHostPort(fmt.Sprintf("relay.addresses[%d]", i), a, true); err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/falconet/falconet/internal/confkit"
 )
 
@@ -152,5 +154,46 @@ func TestUnknownKeyNamesLine(t *testing.T) {
 	_, err := LoadConfig(writeConfig(t, "interval = \"10s\"\n\n[buffer]\nmax_byte = \"1GiB\"\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "buffer.max_byte") {
 		t.Errorf("err = %v, want unknown key buffer.max_byte at line 4", err)
+	}
+}
+
+// TestExampleConfigDocumentsEveryKey: every key the agent reads appears in
+// the example file (the [[script]] table as a commented example).
+func TestExampleConfigDocumentsEveryKey(t *testing.T) {
+	text, err := os.ReadFile("../packaging/config/agent.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written map[string]any
+	if _, err := toml.Decode(string(text), &written); err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	if err := toml.NewEncoder(&buf).Encode(DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	var all map[string]any
+	if _, err := toml.Decode(buf.String(), &all); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, want, got map[string]any)
+	walk = func(prefix string, want, got map[string]any) {
+		for k, v := range want {
+			g, ok := got[k]
+			if !ok {
+				t.Errorf("key %s%s is not in packaging/config/agent.toml", prefix, k)
+				continue
+			}
+			if sub, ok := v.(map[string]any); ok {
+				gsub, _ := g.(map[string]any)
+				walk(prefix+k+".", sub, gsub)
+			}
+		}
+	}
+	walk("", all, written)
+	for _, k := range []string{"[[script]]", "path =", "interval =", "timeout ="} {
+		if !strings.Contains(string(text), "# "+k) {
+			t.Errorf("commented [[script]] example lacks %q", k)
+		}
 	}
 }

@@ -109,6 +109,9 @@ func (m *Main) Run(ctx context.Context) error {
 	cfg, note, err := m.loadConfig()
 	if m.CheckConfig {
 		if err == nil {
+			err = bufferConfig(cfg.Buffer).Validate()
+		}
+		if err == nil {
 			_, err = relayTLS(cfg.Relay.TLS) // the files exist and parse
 		}
 		if err != nil {
@@ -179,12 +182,7 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	reg := obs.NewRegistry()
 	metrics := agent.NewMetrics(reg)
 
-	bcfg := buffer.DefaultConfig()
-	bcfg.Path = cfg.Buffer.Path
-	bcfg.MaxBytes = int64(cfg.Buffer.MaxBytes)
-	bcfg.MaxAge = cfg.Buffer.MaxAge.D()
-	bcfg.CommitWindow = cfg.Buffer.CommitWindow.D()
-	q, err := buffer.Open(bcfg, logger.With("component", "buffer"), reg)
+	q, err := buffer.Open(bufferConfig(cfg.Buffer), logger.With("component", "buffer"), reg)
 	if err != nil {
 		return err
 	}
@@ -279,6 +277,25 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 		err = cerr
 	}
 	return err
+}
+
+// bufferConfig maps [buffer] onto buffer.Config.
+func bufferConfig(c agent.BufferConfig) buffer.Config {
+	b := buffer.DefaultConfig()
+	b.Path = c.Path
+	b.MaxBytes = int64(c.MaxBytes)
+	b.MaxAge = c.MaxAge.D()
+	b.CommitWindow = c.CommitWindow.D()
+	b.LockTimeout = c.LockTimeout.D()
+	b.LiveFirst = c.LiveFirst
+	b.LiveAfter = c.LiveAfter.D()
+	b.BackfillRate = int64(c.BackfillRate)
+	b.MemoryBytes = int64(c.MemoryBytes)
+	b.CompactFreeBytes = int64(c.CompactFreeBytes)
+	b.CompactFreeRatio = c.CompactFreeRatio
+	b.CompactTimeout = c.CompactTimeout.D()
+	b.VerifyOnOpen = c.VerifyOnOpen
+	return b
 }
 
 func (m *Main) addCloser(f func() error) {

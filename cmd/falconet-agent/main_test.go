@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/falconet/falconet/agent"
+	"github.com/falconet/falconet/buffer"
 	"github.com/falconet/falconet/metric"
 )
 
@@ -254,5 +256,14 @@ func TestSIGTERM(t *testing.T) {
 	t.Logf("exited %v after SIGTERM\n%s", time.Since(start), stderr.String())
 	if !strings.Contains(stderr.String(), "agent stopped") {
 		t.Errorf("no clean-stop log line:\n%s", stderr.String())
+	}
+}
+
+// TestBufferDefaultsInStep: agent.toml's [buffer] defaults are the buffer
+// package's defaults, so an empty file runs the buffer as its author tuned it.
+func TestBufferDefaultsInStep(t *testing.T) {
+	got := bufferConfig(agent.DefaultConfig().Buffer)
+	if want := buffer.DefaultConfig(); got != want {
+		t.Errorf("agent [buffer] defaults give\n %+v\nbuffer.DefaultConfig() is\n %+v", got, want)
 	}
 }
