@@ -128,6 +128,7 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 	txn := func(tx *bolt.Tx) error {
 		ch = change{}
 		b := tx.Bucket(bucketBatches)
+		b.FillPercent = fillPercent
 		for _, r := range mem {
 			if err := b.Put(seqKey(r.seq), r.value); err != nil {
 				return err

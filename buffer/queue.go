@@ -30,6 +30,14 @@ var (
 	bucketQuarantine = []byte("quarantine")
 )
 
+// dropEvery: after handing out this many bytes, Next drops the mapped pages
+// it read from our RSS.
+const dropEvery = 32 << 20
+
+// fillPercent: keys only ever grow, so pages can be filled (bbolt's default
+// 0.5 leaves appended-to pages half empty).
+const fillPercent = 0.95
+
 // maxQuarantined bounds the quarantine bucket: the newest are kept.
 const maxQuarantined = 100
 
@@ -91,30 +99,31 @@ type Queue struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu          sync.Mutex
-	closed      bool
-	notify      chan struct{} // closed and replaced when batches become available
-	pending     []*appendReq
-	group       *commitGroup
-	pendingAcks []uint64
-	quarantine  []uint64            // seqs whose records failed their CRC
-	skip        map[uint64]struct{} // acked or quarantined, delete not yet committed
-	inflight    map[uint64]struct{}
-	nacked      map[uint64]struct{}
-	cursor      uint64 // next seq of the oldest-first stream
-	liveFrom    uint64 // 0: live mode; else backfill and seqs >= liveFrom are live
-	liveCursor  uint64
-	tokens      float64
-	tokensAt    time.Time
-	lastSeq     uint64
-	batches     int
-	metrics     int64
-	bytes       int64
-	mem         []memRecord // the disk is full: newest batches, seq order
-	memBytes    int64
-	diskFull    bool
-	stats       Stats // counters only: Dropped*, Quarantined, Compactions, Salvaged
-	dropLog     struct {
+	mu            sync.Mutex
+	closed        bool
+	notify        chan struct{} // closed and replaced when batches become available
+	pending       []*appendReq
+	group         *commitGroup
+	pendingAcks   []uint64
+	quarantine    []uint64            // seqs whose records failed their CRC
+	skip          map[uint64]struct{} // acked or quarantined, delete not yet committed
+	inflight      map[uint64]struct{}
+	nacked        map[uint64]struct{}
+	cursor        uint64 // next seq of the oldest-first stream
+	liveFrom      uint64 // 0: live mode; else backfill and seqs >= liveFrom are live
+	liveCursor    uint64
+	tokens        float64
+	tokensAt      time.Time
+	lastSeq       uint64
+	batches       int
+	metrics       int64
+	bytes         int64
+	readSinceDrop int         // payload bytes handed out since the last dropMapped
+	mem           []memRecord // the disk is full: newest batches, seq order
+	memBytes      int64
+	diskFull      bool
+	stats         Stats // counters only: Dropped*, Quarantined, Compactions, Salvaged
+	dropLog       struct {
 		batches, metrics uint64
 		reason           string
 		last             time.Time
@@ -153,6 +162,7 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Queue, e
 			NoFreelistSync: true,
 			FreelistType:   bolt.FreelistMapType,
 			NoSync:         cfg.NoSync,
+			PageSize:       cfg.PageSize,
 		},
 	}
 	if q.opts.Timeout == 0 {
@@ -396,6 +406,10 @@ func (q *Queue) collect(max int) (out []Batch, wait time.Duration, err error) {
 					"backlog_batches", q.batches-len(q.inflight), "oldest", time.Unix(0, appended).UTC(), "backfill_rate", q.cfg.BackfillRate)
 			}
 		}
+		if q.readSinceDrop > dropEvery {
+			dropMapped(tx)
+			q.readSinceDrop = 0
+		}
 		if q.liveFrom == 0 {
 			out, q.cursor = q.scan(b, out, q.cursor, 0, max, nil)
 			return nil
@@ -420,6 +434,10 @@ func (q *Queue) collect(max int) (out []Batch, wait time.Duration, err error) {
 				wait = time.Duration(-q.tokens/float64(q.cfg.BackfillRate)*float64(time.Second)) + time.Millisecond
 			}
 		}
+		if q.readSinceDrop > dropEvery {
+			dropMapped(tx)
+			q.readSinceDrop = 0
+		}
 		if !q.hasBetween(b, q.cursor, q.liveFrom) {
 			q.logger.Info("buffer: backlog drained; back to live mode")
 			q.cursor = q.liveCursor
@@ -430,6 +448,7 @@ func (q *Queue) collect(max int) (out []Batch, wait time.Duration, err error) {
 	})
 	for _, bt := range out {
 		q.inflight[bt.Seq] = struct{}{}
+		q.readSinceDrop += len(bt.Payload)
 	}
 	return out, wait, err
 }
