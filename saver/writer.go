@@ -302,7 +302,9 @@ func firstStatus(resp *elastic.BulkResponse) int {
 var errBulkShape = errors.New("saver: bulk response does not match the request")
 
 func (w *writer) send(ctx context.Context, b *batch, idxs []int) (*elastic.BulkResponse, error) {
-	svc := w.client.Bulk()
+	// Only what item handling reads: the response for 5000 items shrinks
+	// about fivefold, and decoding it was a tenth of the saver's CPU.
+	svc := w.client.Bulk().FilterPath("took", "errors", "items.*.status", "items.*.error.type", "items.*.error.reason")
 	for _, i := range idxs {
 		svc.Add(b.lines(i))
 	}

@@ -140,7 +140,7 @@ func esCount(es *elastic.Client) int64 {
 	return n
 }
 
-func committedOffsets(t *testing.T, broker string) (commit, end int64) {
+func committedOffsets(t testing.TB, broker string) (commit, end int64) {
 	t.Helper()
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V2_1_0_0
@@ -285,4 +285,75 @@ func getBlock(resp *sarama.OffsetFetchResponse, topic string, p int32) *sarama.O
 		return nil
 	}
 	return resp.GetBlock(topic, p)
+}
+
+// BenchmarkBinaryCPU runs the built saver as its own process over 100k
+// records (kfake and dev-es in the test process) and reports the saver
+// process's CPU time (user+system, from its rusage) per 100k documents, and
+// docs/s from start to every offset committed (group join included).
+func BenchmarkBinaryCPU(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "falconet-saver")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	const n = 100000
+	var cpu, wall time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		k := devstack.StartKafkaT(b, "falconet-metrics", "falconet-metrics-dlq")
+		esURL := devstack.StartES(b).URL()
+		now := time.Now().Unix()
+		msgs := make([]*sarama.ProducerMessage, n)
+		for j := range msgs {
+			m := metric.Metric{Endpoint: fmt.Sprintf("cpu-%03d", j%499), Name: "net.if.in.bytes", Value: float64(j),
+				Timestamp: now - int64(j/499), Step: 10, Type: metric.Counter, Tags: map[string]string{"iface": "eth0"}}
+			v, _ := json.Marshal(m)
+			msgs[j] = &sarama.ProducerMessage{Topic: "falconet-metrics", Key: sarama.StringEncoder(m.SeriesKey()), Value: sarama.ByteEncoder(v)}
+		}
+		sc := sarama.NewConfig()
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+		sc.Producer.Return.Successes = true
+		prod, err := sarama.NewSyncProducer([]string{k.Addr()}, sc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < n; j += 10000 {
+			if err := prod.SendMessages(msgs[j : j+10000]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		prod.Close()
+		cfgPath := filepath.Join(b.TempDir(), "saver.toml")
+		os.WriteFile(cfgPath, []byte(fmt.Sprintf("[http]\nlisten = \"\"\n[kafka]\nbrokers = [%q]\n[elasticsearch]\nurls = [%q]\nreplicas = 0\n",
+			k.Addr(), esURL)), 0o644)
+		b.StartTimer()
+		start := time.Now()
+		cmd := exec.Command(bin, "-config", cfgPath)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			c, e := committedOffsets(b, k.Addr())
+			if c == e && e == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				b.Fatalf("not all committed: %d of %d\n%s", c, e, stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval
+		}
+		wall += time.Since(start)
+		b.StopTimer()
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("saver: %v\n%s", err, stderr.String())
+		}
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/100k-docs")
+	b.ReportMetric(float64(n*b.N)/wall.Seconds(), "docs/s")
 }
