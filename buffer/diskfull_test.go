@@ -88,9 +88,9 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("after reopen got %d batches, want 1", st.Batches)
 	}
 
-	// Now another file eats the disk while the buffer file is small: it
-	// cannot grow, dropping old batches frees little, so the newest batches
-	// wait in memory.
+	// Now another file eats the disk while the buffer file is nearly empty:
+	// it cannot grow and there is nothing old to drop, so the newest batches
+	// (big ones, that no free page fits) wait in memory.
 	q.Close()
 	if err := os.Remove(cfg.Path); err != nil {
 		t.Fatal(err)
@@ -108,9 +108,9 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	f.Close()
-	const m = 200
+	const m = 50
 	for id := uint64(2001); id < 2001+m; id++ {
-		if _, err := q.Append(ctx, buffertest.Payload(id, 10, 400), 10); err != nil {
+		if _, err := q.Append(ctx, buffertest.Payload(id, 100, 400), 100); err != nil {
 			t.Fatalf("Append %d with the disk taken: %v", id, err)
 		}
 	}
@@ -119,7 +119,10 @@ func TestDiskFull(t *testing.T) {
 	if !st.DiskFull || st.MemoryBatches == 0 {
 		t.Fatalf("with the disk taken got DiskFull %v, MemoryBatches %d; want true, > 0", st.DiskFull, st.MemoryBatches)
 	}
-	if per := int64(len(buffertest.Payload(1, 10, 400)) + 25); int64(st.MemoryBatches)*per > cfg.MemoryBytes {
+	if got, want := uint64(st.Batches)+st.DroppedBatches, uint64(m); got != want {
+		t.Fatalf("stored %d + dropped %d, want %d appended", st.Batches, st.DroppedBatches, want)
+	}
+	if per := int64(len(buffertest.Payload(1, 100, 400)) + 25); int64(st.MemoryBatches)*per > cfg.MemoryBytes {
 		t.Fatalf("%d batches of %d bytes in memory, over memory_bytes %d", st.MemoryBatches, per, cfg.MemoryBytes)
 	}
 	held := readAll(t, q)

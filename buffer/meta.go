@@ -44,31 +44,32 @@ func parseMeta(p []byte) (boltMeta, bool) {
 	return bm, true
 }
 
+// candidatePageSizes are tried when the first meta page is unreadable.
+var candidatePageSizes = []int64{4096, 8192, 16384, 32768, 65536}
+
 // readMeta returns the newest valid meta page of a bbolt file, or false.
 func readMeta(r io.ReaderAt) (boltMeta, bool) {
 	buf := make([]byte, pageHeaderSize+metaSize)
-	if _, err := r.ReadAt(buf, 0); err != nil {
-		return boltMeta{}, false
+	m0, ok0 := boltMeta{}, false
+	if _, err := r.ReadAt(buf, 0); err == nil {
+		m0, ok0 = parseMeta(buf)
 	}
-	m0, ok0 := parseMeta(buf)
-	ps := int64(4096)
+	sizes := candidatePageSizes
 	if ok0 {
-		ps = int64(m0.pageSize)
+		sizes = []int64{int64(m0.pageSize)}
 	}
-	var m1 boltMeta
-	ok1 := false
-	if _, err := r.ReadAt(buf, ps); err == nil {
-		m1, ok1 = parseMeta(buf)
+	for _, ps := range sizes {
+		if _, err := r.ReadAt(buf, ps); err != nil {
+			continue
+		}
+		if m1, ok1 := parseMeta(buf); ok1 && int64(m1.pageSize) == ps {
+			if !ok0 || m1.txid > m0.txid {
+				return m1, true
+			}
+			break
+		}
 	}
-	switch {
-	case ok0 && ok1 && m1.txid > m0.txid:
-		return m1, true
-	case ok0:
-		return m0, true
-	case ok1:
-		return m1, true
-	}
-	return boltMeta{}, false
+	return m0, ok0
 }
 
 // checkMeta verifies that path starts like a bbolt file and is not shorter

@@ -218,11 +218,18 @@ func rawScanFile(path string, w *salvageWriter) error {
 	if err != nil {
 		return err
 	}
-	ps := 4096
+	sizes := candidatePageSizes
 	if m, ok := readMeta(f); ok {
-		ps = int(m.pageSize)
+		sizes = []int64{int64(m.pageSize)}
 	}
-	return scanPages(f, fi.Size(), ps, func(seq uint64, v []byte, metrics int) { w.put(seq, v, metrics) })
+	// Without a meta page the page size is unknown: try each; pages read at
+	// the wrong size fail the page-id check, records the checksum.
+	for _, ps := range sizes {
+		if err := scanPages(f, fi.Size(), int(ps), func(seq uint64, v []byte, metrics int) { w.put(seq, v, metrics) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bbolt page layout: header id(8) flags(2) count(2) overflow(4); leaf
