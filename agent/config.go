@@ -333,5 +333,9 @@ func (c *Config) ResolveHostname() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("agent: hostname: %w (set hostname in the config)", err)
 	}
+	probe := metric.Metric{Endpoint: h, Name: "x", Timestamp: time.Now().Unix()}
+	if err := probe.Validate(); err != nil {
+		return "", fmt.Errorf("agent: the OS host name %q cannot be a metric endpoint (%v); set hostname in the config", h, err)
+	}
 	return h, nil
 }

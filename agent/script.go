@@ -141,7 +141,7 @@ func runScript(ctx context.Context, path string, timeout time.Duration) ([]byte,
 
 	errText := stderr.String()
 	switch {
-	case ctx.Err() == context.DeadlineExceeded:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, errText, fmt.Errorf("%w: %s: after %v; process group killed", ErrScriptTimeout, path, timeout)
 	case ctx.Err() != nil:
 		return nil, errText, fmt.Errorf("script %s: %w", path, ctx.Err())
