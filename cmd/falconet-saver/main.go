@@ -89,6 +89,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.mu.Lock()
 		m.httpURL = "http://" + srv.Addr()
 		m.mu.Unlock()
+		logger.Info("http listening", "addr", srv.Addr())
 	}
 	logger.Info("falconet-saver starting", "version", version.Version, "brokers", cfg.Kafka.Brokers,
 		"topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group, "elasticsearch", cfg.Elasticsearch.URLs, "http", cfg.HTTP.Listen)

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -263,6 +266,18 @@ func TestBinaryKillRestart(t *testing.T) {
 			t.Fatalf("metric %d not found by id %s: %v", i, m.DocID(), err)
 		}
 	}
+	// The operator's view: /healthz is ok, and /metrics shows the
+	// redelivered documents answered 409 (stored once, counted as stored).
+	base := httpAddr(t, p2.stderr)
+	if code, body := httpGet(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz: %d %s, want 200", code, body)
+	}
+	_, metrics := httpGet(t, base+"/metrics")
+	dups := metricValue(metrics, "falconet_saver_docs_duplicate_total")
+	if dups < 1 {
+		t.Errorf("falconet_saver_docs_duplicate_total = %v after redelivery, want > 0", dups)
+	}
+	t.Logf("second run: %v duplicates (409), %v stored", dups, metricValue(metrics, "falconet_saver_docs_stored_total"))
 	// SIGTERM: clean exit within the shutdown bound.
 	start := time.Now()
 	p2.cmd.Process.Signal(syscall.SIGTERM)
@@ -356,4 +371,43 @@ func BenchmarkBinaryCPU(b *testing.B) {
 	}
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/100k-docs")
 	b.ReportMetric(float64(n*b.N)/wall.Seconds(), "docs/s")
+}
+
+// httpAddr finds the bound HTTP address in the saver's log.
+func httpAddr(t *testing.T, stderr *bytes.Buffer) string {
+	t.Helper()
+	var addr string
+	waitFor(t, 10*time.Second, "http listening log line", func() (bool, string) {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(line, "http listening") {
+				_, after, _ := strings.Cut(line, "addr=")
+				addr = strings.Fields(after)[0]
+				return true, ""
+			}
+		}
+		return false, "not logged yet"
+	})
+	return "http://" + addr
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue is the value of an unlabelled sample in Prometheus text.
+func metricValue(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return -1
 }
