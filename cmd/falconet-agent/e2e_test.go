@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -237,4 +239,77 @@ uptime = false
 	}
 	good.stop(t)
 	bad.stop(t)
+}
+
+// TestPushDurableAcrossKill9: every push answered 200 survives SIGKILL of the
+// agent process right after the answer, and reaches Kafka after a restart.
+func TestPushDurableAcrossKill9(t *testing.T) {
+	const topic = "falconet-metrics"
+	const n = 200
+	k := devstack.StartKafkaT(t, topic)
+	relayAddr := freeAddr(t)
+	httpAddr := freeAddr(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, "agent.toml", fmt.Sprintf(`hostname = "kill-host"
+[http]
+listen = %q
+[buffer]
+path = %q
+[relay]
+addresses = [%q]
+[collectors]
+cpu = false
+load = false
+memory = false
+filesystem = false
+diskio = false
+net = false
+processes = false
+uptime = false
+`, httpAddr, filepath.Join(dir, "buffer.db"), relayAddr), 0o644)
+
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "FALCONET_AGENT_TEST_MAIN=1", "FALCONET_AGENT_TEST_ARGS=-config "+cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	relaytest.WaitFor(t, 20*time.Second, "agent serving", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+	want := pushN(t, "http://"+httpAddr, 5000, n)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	rcfg := relaytest.Config(k.Addr())
+	rcfg.Listen.Protocol = relayAddr
+	relaytest.Start(t, rcfg, slog.New(slog.DiscardHandler))
+	a := startAgent(t, cfg)
+	defer a.stop(t)
+	recs := relaytest.ReadTopic(t, k.Addr(), topic, n, 30*time.Second)
+	got := map[string]bool{}
+	for _, r := range recs {
+		var m metric.Metric
+		if err := json.Unmarshal(r.Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		got[m.DocID()] = true
+	}
+	missing := 0
+	for id := range want {
+		if !got[id] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d metrics answered 200 before SIGKILL are missing from Kafka\n%s", missing, n, stderr.String())
+	}
 }
