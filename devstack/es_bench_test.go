@@ -143,3 +143,35 @@ func BenchmarkESSearch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkESReopen measures how long dev-es takes to start on a data
+// directory holding benchDocs()/5 documents (FALCONET_ES_BENCH_DOCS scales it):
+// every document is read back and re-parsed into the in-memory columns.
+func BenchmarkESReopen(b *testing.B) {
+	dir := b.TempDir()
+	es, err := StartESServer(ESConfig{Listen: "127.0.0.1:0", DataDir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPut(b, es.URL(), "/_index_template/m", benchTemplate)
+	n := benchDocs() / 5
+	if os.Getenv("FALCONET_ES_BENCH_DOCS") != "" {
+		n = benchDocs()
+	}
+	for i := 0; i < n; i += 10000 {
+		benchPost(b, es.URL(), "/_bulk", "application/x-ndjson", benchBulkBody(i, min(10000, n-i)))
+	}
+	if err := es.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		es, err := StartESServer(ESConfig{Listen: "127.0.0.1:0", DataDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "docs/s")
+		es.Close()
+	}
+}

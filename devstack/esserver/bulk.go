@@ -254,16 +254,17 @@ func parseBulk(body []byte, defIndex string) ([]*writeOp, *esError) {
 		if line[0] != '{' {
 			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected START_OBJECT or END_OBJECT but found [%s]", lineNo, tokenOf(line))
 		}
-		var action map[string]json.RawMessage
-		if err := json.Unmarshal(line, &action); err != nil {
-			return nil, newErr(400, "x_content_parse_exception", "[%d:1] Unexpected character: %v", lineNo, err).
+		av, err := parseJSON(line)
+		if err != nil {
+			return nil, newErr(400, "x_content_parse_exception", "[%d:1] %v", lineNo, err).
 				cause(newErr(400, "json_parse_exception", "%v", err))
 		}
+		action, _ := av.(map[string]any)
 		if len(action) != 1 {
 			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected a simple value for field [%s] but found [START_OBJECT]", lineNo, firstKey(action))
 		}
 		var name string
-		var raw json.RawMessage
+		var raw any
 		for k, v := range action {
 			name, raw = k, v
 		}
@@ -272,11 +273,9 @@ func parseBulk(body []byte, defIndex string) ([]*writeOp, *esError) {
 		default:
 			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected field [create], [delete], [index] or [update] but found [%s]", lineNo, name)
 		}
-		var meta map[string]any
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(&meta); err != nil || meta == nil {
-			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected START_OBJECT but found [%s]", lineNo, tokenOf(raw))
+		meta, ok := raw.(map[string]any)
+		if !ok {
+			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected START_OBJECT but found [%s]", lineNo, tokenName(raw))
 		}
 		op := &writeOp{action: name, index: defIndex, detectNoop: true}
 		for k, v := range meta {
@@ -375,7 +374,7 @@ func parseBulk(body []byte, defIndex string) ([]*writeOp, *esError) {
 	return ops, nil
 }
 
-func firstKey(m map[string]json.RawMessage) string {
+func firstKey(m map[string]any) string {
 	for k := range m {
 		return k
 	}

@@ -1,7 +1,7 @@
 package esserver
 
 import (
-	"encoding/json"
+	"fmt"
 	"math/bits"
 	"strconv"
 	"sync"
@@ -381,19 +381,29 @@ func parseTimeValue(s string) (time.Duration, error) {
 	return 0, errIllegalArgument("failed to parse setting with value [%s] as a time value: unit is missing or unrecognized", s)
 }
 
+// unmarshalUseNumber decodes a JSON object (into *map[string]any) or any
+// value (into *any) with parseJSON: numbers as json.Number, duplicate keys
+// and trailing content rejected.
 func unmarshalUseNumber(b []byte, v any) error {
-	d := json.NewDecoder(bytesReader(b))
-	d.UseNumber()
-	if err := d.Decode(v); err != nil {
+	val, err := parseJSON(b)
+	if err != nil {
 		return err
 	}
-	if d.More() {
-		return errTrailing
-	}
-	// reject trailing non-space content
-	var extra json.RawMessage
-	if err := d.Decode(&extra); err == nil {
-		return errTrailing
+	switch dst := v.(type) {
+	case *map[string]any:
+		if val == nil {
+			*dst = nil
+			return nil
+		}
+		m, ok := val.(map[string]any)
+		if !ok {
+			return errNotObject
+		}
+		*dst = m
+	case *any:
+		*dst = val
+	default:
+		return fmt.Errorf("esserver: unmarshalUseNumber into %T", v)
 	}
 	return nil
 }

@@ -911,6 +911,10 @@ func (pc *parseCtx) leaf(f *fieldMapping, path string, v any) *esError {
 
 func tokenName(v any) string {
 	switch v.(type) {
+	case nil:
+		return "VALUE_NULL"
+	case []any:
+		return "START_ARRAY"
 	case bool:
 		return "VALUE_BOOLEAN"
 	case string:
