@@ -89,6 +89,7 @@ func TestESMappings(t *testing.T) {
 		{`{"b":"maybe"}`, "mapper_parsing_exception"},
 		{`{"_id":"x"}`, "mapper_parsing_exception"},
 		{`[1,2]`, "mapper_parsing_exception"},
+		{`{"l":1,"l":2}`, "mapper_parsing_exception"}, // strict duplicate detection
 	}
 	for _, tc := range cases {
 		r := env.do("PUT", "/"+ix+"/_doc/bad", tc.doc)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/falconet/falconet/devstack"
 )
@@ -23,6 +25,12 @@ func runDevES(ctx context.Context, args []string) error {
 	latency := fs.Duration("fault-latency", 0, "fault: latency added to every request")
 	unavailable := fs.Bool("fault-unavailable", false, "fault: every request answers 503")
 	closeConns := fs.Bool("fault-close-conns", false, "fault: close connections without answering")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: falconet dev-es -listen ADDR (-data DIR | -memory) [faults]\n"+
+			"Faults can also be set at run time: PUT /_falconet/faults {\"reject_fraction\":0.1,\"latency\":\"200ms\",\"unavailable\":false,\"close_conns\":false},\n"+
+			"POST /_falconet/go_away?duration=5s, or signals: SIGUSR1 stops listening, SIGUSR2 listens again.\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,8 +47,28 @@ func runDevES(ctx context.Context, args []string) error {
 	}
 	es.SetFaults(devstack.ESFaults{RejectFraction: *reject, Latency: *latency, Unavailable: *unavailable, CloseConns: *closeConns})
 	logger.Info("dev-es listening", "url", es.URL(), "data", *data, "memory", *memory)
+	// SIGUSR1 stops listening (the "go away" fault), SIGUSR2 listens again
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
 	fmt.Println(es.URL()) // scripts read the URL from the first line of stdout
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case sig := <-sigs:
+			var err error
+			if sig == syscall.SIGUSR1 {
+				logger.Info("dev-es stops listening (SIGUSR1)")
+				err = es.Stop()
+			} else {
+				logger.Info("dev-es listens again (SIGUSR2)")
+				err = es.Start()
+			}
+			if err != nil {
+				logger.Error("dev-es listener", "err", err)
+			}
+		}
+	}
 	logger.Info("dev-es stopping")
 	return es.Close()
 }

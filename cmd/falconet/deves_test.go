@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,6 +39,32 @@ func TestDevESCommand(t *testing.T) {
 		t.Fatalf("GET /: %v %v", res, err)
 	}
 	res.Body.Close()
+	// SIGUSR1: goes away; SIGUSR2: back on the same port
+	waitFor := func(up bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res, err := http.Get(url + "/")
+			if err == nil {
+				res.Body.Close()
+			}
+			if (err == nil) == up {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dev-es up=%v not reached: %v", up, err)
+			}
+			<-time.After(20 * time.Millisecond)
+		}
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(false)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(true)
 	cancel()
 	select {
 	case err := <-done:

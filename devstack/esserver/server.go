@@ -194,7 +194,7 @@ func (s *Server) StartListening() error {
 		return fmt.Errorf("esserver: listen %s: %w", addr, err)
 	}
 	s.addr = ln.Addr().String()
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	ch := make(chan error, 1)
 	s.httpSrv, s.serveErr = srv, ch
 	go func() { ch <- srv.Serve(ln) }()
@@ -846,7 +846,17 @@ func (s *Server) handleNodes(rq *request) *esError {
 		return e
 	}
 	addr := s.Addr()
-	host, _, _ := net.SplitHostPort(addr)
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		// bound to every address: publish the one the client used, so a
+		// sniffing client can reach it
+		if h, _, err := net.SplitHostPort(rq.r.Host); err == nil {
+			host = h
+		} else if rq.r.Host != "" {
+			host = rq.r.Host
+		}
+		addr = net.JoinHostPort(host, port)
+	}
 	return s.ok(rq, 200, map[string]any{
 		"_nodes":       map[string]any{"total": 1, "successful": 1, "failed": 0},
 		"cluster_name": clusterName,
