@@ -54,6 +54,10 @@ func (q *Queue) loop() {
 		case <-tick.C:
 			q.housekeeping()
 			continue
+		case reply := <-q.compactReq:
+			q.commitOnce(false)
+			reply <- q.compact()
+			continue
 		case <-q.wake:
 		}
 		if q.cfg.CommitWindow > 0 && lastGroup > 1 {

@@ -1,8 +1,175 @@
 package buffer
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
 
-func (q *Queue) maybeCompact() {}
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrCompactTimeout is returned when a compaction ran past CompactTimeout and
+// was abandoned (the old file stays in use; nothing is lost).
+var ErrCompactTimeout = errors.New("buffer: compaction took longer than buffer.compact_timeout; abandoned")
+
+// Compact copies the live batches into a new file and swaps it in, giving
+// the free pages back to the file system. The queue compacts by itself when
+// free pages pass CompactFreeBytes and CompactFreeRatio; this is for tools
+// and tests. Appends wait while it copies.
+func (q *Queue) Compact() error {
+	reply := make(chan error, 1)
+	select {
+	case q.compactReq <- reply:
+	case <-q.stop:
+		return ErrClosed
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-q.loopDone:
+		return ErrClosed
+	}
+}
+
+func (q *Queue) maybeCompact() {
+	if q.cfg.CompactFreeBytes == 0 && q.cfg.CompactFreeRatio == 0 {
+		return
+	}
+	q.dbMu.RLock()
+	free := int64(q.db.Stats().FreeAlloc) // free and pending pages
+	q.dbMu.RUnlock()
+	fi, err := os.Stat(q.cfg.Path)
+	if err != nil {
+		return
+	}
+	if free < q.cfg.CompactFreeBytes || float64(free) < q.cfg.CompactFreeRatio*float64(fi.Size()) {
+		return
+	}
+	_ = q.compact()
+}
+
+// compact runs on the commit loop: no write transaction can run meanwhile,
+// so a read transaction's view is the whole truth.
+func (q *Queue) compact() error {
+	start := time.Now()
+	deadline := start.Add(q.cfg.CompactTimeout)
+	path := q.cfg.Path
+	tmp := path + ".compact"
+	_ = os.Remove(tmp)
+	before, _ := os.Stat(path)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true,
+		FreelistType: bolt.FreelistMapType, PageSize: q.pageSize})
+	if err != nil {
+		q.logger.Warn("buffer: compaction skipped", "err", err)
+		return err
+	}
+	var copied int
+	q.dbMu.RLock()
+	err = q.db.View(func(stx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketBatches, bucketQuarantine} {
+			src := stx.Bucket(name)
+			dtx, err := dst.Begin(true)
+			if err != nil {
+				return err
+			}
+			b, err := dtx.CreateBucketIfNotExists(name)
+			if err != nil {
+				_ = dtx.Rollback()
+				return err
+			}
+			if err := b.SetSequence(src.Sequence()); err != nil {
+				_ = dtx.Rollback()
+				return err
+			}
+			b.FillPercent = 1 // copied in key order: pages can be full
+			size := 0
+			c := src.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if err := b.Put(k, v); err != nil {
+					_ = dtx.Rollback()
+					return err
+				}
+				copied++
+				size += len(k) + len(v)
+				if size > 16<<20 {
+					if time.Now().After(deadline) {
+						_ = dtx.Rollback()
+						return ErrCompactTimeout
+					}
+					if err := dtx.Commit(); err != nil {
+						return err
+					}
+					if dtx, err = dst.Begin(true); err != nil {
+						return err
+					}
+					b = dtx.Bucket(name)
+					b.FillPercent = 1
+					size = 0
+				}
+			}
+			if time.Now().After(deadline) {
+				_ = dtx.Rollback()
+				return ErrCompactTimeout
+			}
+			if err := dtx.Commit(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	q.dbMu.RUnlock()
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		q.logger.Warn("buffer: compaction abandoned; the file stays as it is", "err", err, "took", time.Since(start).Round(time.Millisecond))
+		return err
+	}
+
+	q.dbMu.Lock()
+	defer q.dbMu.Unlock()
+	if err := q.db.Close(); err != nil {
+		q.logger.Warn("buffer: closing the old file for compaction", "err", err)
+	}
+	renameErr := os.Rename(tmp, path)
+	if renameErr == nil {
+		syncDir(dirOf(path))
+	} else {
+		_ = os.Remove(tmp)
+	}
+	db, err := bolt.Open(path, 0o600, q.opts)
+	if err != nil {
+		// Nothing sensible is left to do here: report it on every call.
+		q.logger.Error("buffer: reopening after compaction failed", "path", path, "err", err)
+		return fmt.Errorf("buffer: reopen after compaction: %w", err)
+	}
+	q.db = db
+	dropPageCache(db)
+	if renameErr != nil {
+		q.logger.Warn("buffer: compaction could not swap the file in", "err", renameErr)
+		return renameErr
+	}
+	after, _ := os.Stat(path)
+	q.mu.Lock()
+	q.stats.Compactions++
+	q.mu.Unlock()
+	q.m.compactions.Inc()
+	var oldSize, newSize int64
+	if before != nil {
+		oldSize = before.Size()
+	}
+	if after != nil {
+		newSize = after.Size()
+	}
+	q.logger.Info("buffer: compacted", "path", path, "batches", copied, "bytes_before", oldSize, "bytes_after", newSize,
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
 
 // dropPageCache tells the kernel this process no longer needs the file pages
 // it has touched through bbolt's mmap (bbolt's freelist rebuild at open,

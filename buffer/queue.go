@@ -93,11 +93,12 @@ type Queue struct {
 	dbMu sync.RWMutex // write-held only while the file is swapped (compaction)
 	db   *bolt.DB
 
-	wake      chan struct{} // to the commit loop
-	stop      chan struct{} // closed by Close
-	loopDone  chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	wake       chan struct{} // to the commit loop
+	compactReq chan chan error
+	stop       chan struct{} // closed by Close
+	loopDone   chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 
 	mu            sync.Mutex
 	closed        bool
@@ -148,15 +149,16 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Queue, e
 		logger = slog.New(slog.DiscardHandler)
 	}
 	q := &Queue{
-		cfg:      cfg,
-		logger:   logger,
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		loopDone: make(chan struct{}),
-		notify:   make(chan struct{}),
-		skip:     map[uint64]struct{}{},
-		inflight: map[uint64]struct{}{},
-		nacked:   map[uint64]struct{}{},
+		cfg:        cfg,
+		logger:     logger,
+		wake:       make(chan struct{}, 1),
+		compactReq: make(chan chan error),
+		stop:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
+		notify:     make(chan struct{}),
+		skip:       map[uint64]struct{}{},
+		inflight:   map[uint64]struct{}{},
+		nacked:     map[uint64]struct{}{},
 		opts: &bolt.Options{
 			Timeout:        cfg.LockTimeout,
 			NoFreelistSync: true,
@@ -618,7 +620,7 @@ func (q *Queue) Stats() Stats {
 	if fi, err := os.Stat(q.cfg.Path); err == nil {
 		st.FileBytes = fi.Size()
 	}
-	st.FreeBytes = int64(q.db.Stats().FreePageN) * int64(q.pageSize)
+	st.FreeBytes = int64(q.db.Stats().FreeAlloc) // free and pending pages
 	return st
 }
 

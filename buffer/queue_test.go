@@ -1,6 +1,8 @@
 package buffer_test
 
 import (
+	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,7 +20,11 @@ func testConfig(dir string) buffer.Config {
 
 func openTest(t *testing.T, cfg buffer.Config) *buffer.Queue {
 	t.Helper()
-	q, err := buffer.Open(cfg, nil, nil)
+	var logger *slog.Logger
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	q, err := buffer.Open(cfg, logger, nil)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", cfg.Path, err)
 	}
