@@ -15,15 +15,16 @@ import (
 // change is what one commit did, applied to the in-memory state only after
 // the transaction is durable.
 type change struct {
-	batches   int
-	metrics   int64
-	bytes     int64
-	dropped   []uint64 // seqs dropped for space or age
-	dropB     uint64
-	dropM     uint64
-	acked     int
-	appendedM int64
-	quar      int
+	batches    int
+	metrics    int64
+	bytes      int64
+	dropped    []uint64 // seqs dropped for space or age
+	dropB      uint64
+	dropM      uint64
+	acked      int
+	appendedM  int64
+	dropReason string
+	quar       int
 }
 
 func (c *change) remove(v []byte) int {
@@ -176,9 +177,12 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
 			over := total > q.cfg.MaxBytes
-			if !over && cutoff != 0 {
+			if over {
+				ch.dropReason = "max_bytes"
+			} else if cutoff != 0 {
 				_, appended, err := decodeRecordHeader(v)
 				over = err == nil && appended < cutoff
+				ch.dropReason = "max_age"
 			}
 			if !over {
 				break
@@ -251,7 +255,7 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		delete(q.inflight, s)
 		delete(q.nacked, s)
 	}
-	q.noteDrops(ch.dropB, ch.dropM, "max_bytes or max_age")
+	q.noteDrops(ch.dropB, ch.dropM, ch.dropReason)
 	q.stats.Quarantined += uint64(ch.quar)
 	if len(reqs) > 0 {
 		q.broadcast()
