@@ -249,3 +249,51 @@ func TestESAggregations(t *testing.T) {
 	env.must(400, "POST", "/"+ix+"/_search", `{"aggs":{"h":{"date_histogram":{"field":"timestamp"}}}}`)
 	env.must(400, "POST", "/"+ix+"/_search", `{"aggs":{"m":{"min":{"field":"value"},"aggs":{"x":{"max":{"field":"value"}}}}}}`)
 }
+
+// Reference: "Paginate search results > Search after": pages by the sort
+// values of the last hit; from must be 0; one value per sort field.
+func TestESSearchAfter(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("sa")
+	ms := sampleMetrics(time.Now().UTC())
+	seedMetrics(t, env, ix, ms)
+	c := env.client()
+	var got []string
+	var after []any
+	for page := 0; page < 10; page++ {
+		svc := c.Search(ix).Query(elastic.NewRangeQuery("timestamp").Gte(ms[0].Timestamp).Lt(ms[11].Timestamp+1).Format("epoch_second")).
+			Sort("endpoint", true).Sort("timestamp", true).Size(5).
+			FetchSourceContext(elastic.NewFetchSourceContext(true).Include("endpoint", "timestamp"))
+		if after != nil {
+			svc = svc.SearchAfter(after...)
+		}
+		res, err := svc.Do(ctx(t))
+		if err != nil {
+			t.Fatalf("page %d: %v", page, err)
+		}
+		for _, h := range res.Hits.Hits {
+			var m struct {
+				Endpoint  string `json:"endpoint"`
+				Timestamp int64  `json:"timestamp"`
+			}
+			if err := json.Unmarshal(h.Source, &m); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s/%d", m.Endpoint, m.Timestamp))
+		}
+		if len(res.Hits.Hits) < 5 {
+			break
+		}
+		after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
+	}
+	if len(got) != 12 {
+		t.Fatalf("paged through %d hits, want 12: %v", len(got), got)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1] >= got[i] {
+			t.Fatalf("hits out of order or repeated at %d: %v", i, got)
+		}
+	}
+	env.must(400, "POST", "/"+ix+"/_search", `{"sort":["endpoint"],"search_after":["a","b"]}`)
+	env.must(400, "POST", "/"+ix+"/_search", `{"sort":["endpoint"],"from":1,"search_after":["a"]}`)
+}

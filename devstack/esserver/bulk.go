@@ -576,10 +576,9 @@ func (s *Server) handleBulk(rq *request) *esError {
 
 // ---- single-document APIs ----
 
+// docIndex finds an existing index by its exact name (reads never validate
+// the name: an invalid one simply does not exist).
 func (s *Server) docIndex(name string) (*index, *esError) {
-	if e := validateIndexName(name); e != nil {
-		return nil, e
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ix := s.indices[name]

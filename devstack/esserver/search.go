@@ -332,10 +332,11 @@ type searchReq struct {
 	seqNo          bool
 	trackScores    bool
 	restTotalAsInt bool
+	searchAfter    []any
 }
 
 var unsupportedSearchKeys = map[string]bool{
-	"search_after": true, "highlight": true, "explain": true, "min_score": true, "terminate_after": true,
+	"highlight": true, "explain": true, "min_score": true, "terminate_after": true,
 	"collapse": true, "suggest": true, "script_fields": true, "runtime_mappings": true, "pit": true,
 	"indices_boost": true, "rescore": true, "docvalue_fields": true, "fields": true, "stored_fields": true,
 	"slice": true, "stats": true, "profile": true, "ext": true,
@@ -403,6 +404,12 @@ func parseSearchBody(body map[string]any, count bool) (*searchReq, *esError) {
 			sr.seqNo, _ = v.(bool)
 		case "track_scores":
 			sr.trackScores, _ = v.(bool)
+		case "search_after":
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return nil, errParsing("[search_after] must be a non-empty array")
+			}
+			sr.searchAfter = arr
 		case "timeout":
 		default:
 			if unsupportedSearchKeys[k] {
@@ -492,6 +499,14 @@ func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esErr
 	}
 	if v, _ := rq.boolParam("version", false); v {
 		sr.version = true
+	}
+	if sr.searchAfter != nil {
+		if len(sr.searchAfter) != len(sr.sort) {
+			return nil, errIllegalArgument("search_after has %d value(s) but sort has %d.", len(sr.searchAfter), len(sr.sort))
+		}
+		if sr.from != 0 {
+			return nil, errIllegalArgument("`from` parameter must be set to 0 when `search_after` is used.")
+		}
 	}
 	if v, _ := rq.boolParam("seq_no_primary_term", false); v {
 		sr.seqNo = true
@@ -676,28 +691,15 @@ func (s *Server) handleSearch(rq *request) *esError {
 			})
 		}
 		if len(sr.sort) > 0 {
-			sort.SliceStable(hits, func(a, b int) bool {
-				for j, sp := range sr.sort {
-					va, vb := hits[a].vals[j], hits[b].vals[j]
-					if va.present != vb.present {
-						if sp.missingFirst {
-							return !va.present
-						}
-						return va.present
-					}
-					if !va.present {
-						continue
-					}
-					c := cmpSortVal(va, vb)
-					if sp.desc {
-						c = -c
-					}
-					if c != 0 {
-						return c < 0
-					}
-				}
-				return false
-			})
+			sort.SliceStable(hits, func(a, b int) bool { return cmpHits(hits[a].vals, hits[b].vals, sr.sort) < 0 })
+		}
+		if sr.searchAfter != nil {
+			after, e := searchAfterValues(list, sr.sort, sr.searchAfter)
+			if e != nil {
+				return e
+			}
+			i := sort.Search(len(hits), func(i int) bool { return cmpHits(hits[i].vals, after, sr.sort) > 0 })
+			hits = hits[i:]
 		}
 		if sr.from >= len(hits) {
 			hits = nil
@@ -790,6 +792,76 @@ func (s *Server) handleSearch(rq *request) *esError {
 		return s.ok(rq, 200, v)
 	}
 	return s.ok(rq, 200, json.RawMessage(b.Bytes()))
+}
+
+// cmpHits orders two documents' sort values by the sort specs.
+func cmpHits(a, b []sortVal, specs []sortSpec) int {
+	for j, sp := range specs {
+		va, vb := a[j], b[j]
+		if va.present != vb.present {
+			if va.present == sp.missingFirst {
+				return 1
+			}
+			return -1
+		}
+		if !va.present {
+			continue
+		}
+		c := cmpSortVal(va, vb)
+		if sp.desc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// searchAfterValues converts search_after values to sort values of the
+// sorted fields' kinds.
+func searchAfterValues(list []*index, specs []sortSpec, raw []any) ([]sortVal, *esError) {
+	out := make([]sortVal, len(specs))
+	for j, sp := range specs {
+		v := raw[j]
+		if v == nil {
+			continue
+		}
+		kind := colFloat
+		switch sp.field {
+		case "_doc":
+			kind = colInt
+		case "_score":
+		default:
+			for _, ix := range list {
+				if f := ix.m.lookup(sp.field); f != nil {
+					kind = kindOf(f.Type)
+					break
+				}
+			}
+		}
+		s, ok := scalarString(v)
+		if !ok {
+			return nil, errIllegalArgument("search_after values must be scalars, got %v", v)
+		}
+		switch kind {
+		case colStr:
+			out[j] = sortVal{present: true, isStr: true, s: s}
+		case colInt:
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return nil, errIllegalArgument("Failed to parse search_after value for field [%s].", sp.field).cause(newErr(400, "number_format_exception", "For input string: \"%s\"", s))
+			}
+			out[j] = sortVal{present: true, isInt: true, i: n}
+		default:
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return nil, errIllegalArgument("Failed to parse search_after value for field [%s].", sp.field).cause(newErr(400, "number_format_exception", "For input string: \"%s\"", s))
+			}
+			out[j] = sortVal{present: true, f: f}
+		}
+	}
+	return out, nil
 }
 
 // missingSortValue is what Elasticsearch puts in "sort" for a document
