@@ -54,7 +54,7 @@ func TestLiveFirstThenBackfill(t *testing.T) {
 		{nil, 3, []uint64{1, 2, 3}, buffer.ModeBackfill},                      // backlog oldest-first
 		{[]uint64{11, 12}, 3, []uint64{11, 12, 4}, buffer.ModeBackfill},       // live first
 		{[]uint64{13}, 100, []uint64{13, 5, 6, 7, 8, 9, 10}, buffer.ModeLive}, // backlog drained: live again
-		{[]uint64{14, 15}, 100, []uint64{14, 15}, buffer.ModeBackfill},        // they waited: a new (small) backlog
+		{[]uint64{14, 15}, 100, []uint64{14, 15}, buffer.ModeLive},            // a backlog again, drained in one call
 	} {
 		appendIDs(t, q, step.appendLive...)
 		if got := nextIDs(t, q, step.max); !slices.Equal(got, step.want) {
