@@ -357,4 +357,19 @@ func TestESFilterPathFlushCat(t *testing.T) {
 	}
 	r = env.must(405, "GET", "/_bulk", "")
 	expect(t, r, "status", 405)
+	// Reference: "REST API compatibility / Content-Type": a body needs a supported content type
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded"} {
+		req, _ := http.NewRequest("POST", env.url+"/"+ix+"/_search", strings.NewReader(`{}`))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotAcceptable {
+			t.Fatalf("Content-Type %q: got status %d, want 406", ct, res.StatusCode)
+		}
+	}
 }

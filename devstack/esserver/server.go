@@ -391,6 +391,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rq.body = body
+	if !isAdmin && len(body) > 0 {
+		if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+			s.writeErr(rq, e)
+			return
+		}
+	}
 	if fp := rq.param("filter_path"); fp != "" {
 		f, e := parseFilterPath(fp)
 		if e != nil {
@@ -408,6 +414,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e := s.route(rq); e != nil {
 		s.writeErr(rq, e)
 	}
+}
+
+// checkContentType applies Elasticsearch's strict content-type check for
+// requests with a body (406 for a missing or unknown type).
+func checkContentType(ct string) *esError {
+	if ct == "" {
+		return &esError{Status: http.StatusNotAcceptable, Reason: "Content-Type header is missing"}
+	}
+	mt := strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
+	switch mt {
+	case "application/json", "application/x-ndjson", "application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson":
+		return nil
+	case "application/smile", "application/cbor", "application/yaml", "application/vnd.elasticsearch+smile",
+		"application/vnd.elasticsearch+cbor", "application/vnd.elasticsearch+yaml":
+		return errUnsupported("the content type [%s] (use application/json)", mt)
+	}
+	return &esError{Status: http.StatusNotAcceptable, Reason: fmt.Sprintf("Content-Type header [%s] is not supported", ct)}
 }
 
 func readBody(r *http.Request) ([]byte, error) {
