@@ -1,12 +1,16 @@
 package devstack
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -372,4 +376,65 @@ func TestESFilterPathFlushCat(t *testing.T) {
 			t.Fatalf("Content-Type %q: got status %d, want 406", ct, res.StatusCode)
 		}
 	}
+}
+
+// TestESHelperProcess is not a test: TestESKill9 runs it as a child process
+// that serves dev-es on a data directory until it is killed.
+func TestESHelperProcess(t *testing.T) {
+	dir := os.Getenv("FALCONET_ES_HELPER_DIR")
+	if dir == "" {
+		return // only meaningful as TestESKill9's child process
+	}
+	es, err := StartESServer(ESConfig{Listen: "127.0.0.1:0", DataDir: dir})
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Println(es.URL())
+	select {} // until SIGKILL
+}
+
+// dev-es only: every acknowledged write survives kill -9 of the server
+// (one fsynced bbolt transaction per request, before the answer).
+func TestESKill9(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestESHelperProcess$")
+	cmd.Env = append(os.Environ(), "FALCONET_ES_HELPER_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "http://") {
+		t.Fatalf("helper: got %q, %v", line, err)
+	}
+	env := &esEnv{t: t, url: strings.TrimSpace(line), prefix: "k-"}
+	acked := 0
+	for round := 0; round < 20; round++ {
+		var b strings.Builder
+		for i := 0; i < 100; i++ {
+			fmt.Fprintf(&b, "{\"index\":{\"_index\":\"k-1\",\"_id\":\"%d-%d\"}}\n{\"n\":%d}\n", round, i, i)
+		}
+		r := env.must(200, "POST", "/_bulk", b.String())
+		expect(t, r, "errors", false)
+		acked += 100
+	}
+	env.must(201, "PUT", "/k-1/_doc/last", `{"n":-1}`) // acknowledged, not refreshed
+	acked++
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	es, err := StartESServer(ESConfig{Listen: "127.0.0.1:0", DataDir: dir})
+	if err != nil {
+		t.Fatalf("restart after kill -9: %v", err)
+	}
+	defer es.Close()
+	env.url = es.URL()
+	expect(t, env.must(200, "GET", "/k-1/_count", ""), "count", acked)
+	expect(t, env.must(200, "GET", "/k-1/_doc/last", ""), "_source.n", -1)
 }
