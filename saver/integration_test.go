@@ -77,25 +77,55 @@ func (te *testES) count(t testing.TB, pattern string) int64 {
 	return n
 }
 
-// checkStored checks that every metric is in its day's index under its id,
-// and that the indices hold nothing else.
+// checkStored checks that every metric is in its day's index under its id
+// with its value, and that the indices hold nothing else: it reads every
+// document back (search_after over series and timestamp).
 func (te *testES) checkStored(t testing.TB, ms []metric.Metric) {
 	t.Helper()
 	if got, want := te.count(t, IndexPrefix+"*"), int64(len(ms)); got != want {
 		t.Fatalf("documents in %s*: got %d, want %d", IndexPrefix, got, want)
 	}
-	ctx := context.Background()
-	// Every id, looked up in its own index.
+	type where struct {
+		index string
+		value float64
+	}
+	want := make(map[string]where, len(ms))
 	for i := range ms {
-		m := &ms[i]
-		res, err := te.client.Get().Index(IndexPrefix + m.Day()).Id(m.DocID()).Do(ctx)
-		if err != nil || !res.Found {
-			t.Fatalf("metric %d (%s @ %d): not in %s under %s: %v", i, m.SeriesKey(), m.Timestamp, IndexPrefix+m.Day(), m.DocID(), err)
+		want[ms[i].DocID()] = where{IndexPrefix + ms[i].Day(), ms[i].Value}
+	}
+	ctx := context.Background()
+	seen := 0
+	var after []any
+	for {
+		svc := te.client.Search(IndexPrefix+"*").Sort("series", true).Sort("timestamp", true).Size(5000).
+			FetchSourceContext(elastic.NewFetchSourceContext(true).Include("value"))
+		if after != nil {
+			svc = svc.SearchAfter(after...)
 		}
-		var got metric.Metric
-		if err := json.Unmarshal(res.Source, &got); err != nil || got.Value != m.Value || got.SeriesKey() != m.SeriesKey() {
-			t.Fatalf("metric %d: stored %s, want value %v series %s (%v)", i, res.Source, m.Value, m.SeriesKey(), err)
+		res, err := svc.Do(ctx)
+		if err != nil {
+			t.Fatalf("read back: %v", err)
 		}
+		for _, h := range res.Hits.Hits {
+			w, ok := want[h.Id]
+			if !ok {
+				t.Fatalf("document %s/%s: not a produced metric, or stored twice", h.Index, h.Id)
+			}
+			var doc struct{ Value float64 }
+			json.Unmarshal(h.Source, &doc)
+			if h.Index != w.index || doc.Value != w.value {
+				t.Fatalf("document %s: in %s with value %v, want %s and %v", h.Id, h.Index, doc.Value, w.index, w.value)
+			}
+			delete(want, h.Id)
+			seen++
+		}
+		if len(res.Hits.Hits) < 5000 {
+			break
+		}
+		after = res.Hits.Hits[len(res.Hits.Hits)-1].Sort
+	}
+	if len(want) != 0 || seen != len(ms) {
+		t.Fatalf("read back %d documents, %d metrics missing", seen, len(want))
 	}
 }
 
@@ -424,10 +454,12 @@ func TestSaverRebalance(t *testing.T) {
 	k := devstack.StartKafkaT(t, testTopic, testDLQ)
 	es := startTestES(t)
 	now := time.Now().UTC()
-	ms := genMetrics(60000, now, "rb-")
+	ms := genMetrics(30000, now, "rb-")
 	recs := metricRecords(ms)
 	cfg := testConfig(k.Addr(), es.url)
 	cfg.Elasticsearch.BulkDocs = 200
+	t0 := time.Now()
+	phase := func(what string) { t.Logf("%s: %s", what, time.Since(t0).Round(time.Millisecond)) }
 	a := startSaver(t, cfg)
 	produce(t, k.Addr(), recs[:5000])
 	b := startSaver(t, cfg)
@@ -435,20 +467,25 @@ func TestSaverRebalance(t *testing.T) {
 		lag, ok := b.s.lag()
 		return ok, fmt.Sprintf("b owns none (lag %d)", lag)
 	})
-	produce(t, k.Addr(), recs[5000:30000])
-	sent := 30000
+	phase("b owns partitions")
+	produce(t, k.Addr(), recs[5000:20000])
+	sent := 20000
 	waitFor(t, 60*time.Second, "both savers storing", func() (bool, string) {
 		sa, sb := a.counter(a.s.m.stored), b.counter(b.s.m.stored)
 		return sa > 0 && sb > 0, fmt.Sprintf("a stored %v, b stored %v", sa, sb)
 	})
 	// a leaves while records keep coming: its partitions move to b.
+	phase("both storing")
 	a.stop(t)
+	phase("a stopped")
 	produce(t, k.Addr(), recs[sent:])
 	waitFor(t, 60*time.Second, "every record committed", func() (bool, string) {
 		c, e := committed(t, k.Addr(), "falconet-saver")
 		return c == e && e == int64(len(recs)), fmt.Sprintf("committed %d of %d", c, e)
 	})
+	phase("all committed")
 	es.checkStored(t, ms)
+	phase("checked")
 	t.Logf("saver a stored %v, b stored %v, duplicates a %v b %v", a.counter(a.s.m.stored), b.counter(b.s.m.stored),
 		a.counter(a.s.m.duplicates), b.counter(b.s.m.duplicates))
 }
@@ -515,7 +552,22 @@ func TestSaverESDown(t *testing.T) {
 		t.Errorf("records held while ES is down = %v, want <= %v", held, bound)
 	}
 	t.Logf("while down: %v records held (bound %v), %v failed bulks", held, bound, rs.counter(rs.s.m.bulks.WithLabelValues("error")))
+	// Then gone altogether: connections refused.
+	failed := rs.counter(rs.s.m.bulks.WithLabelValues("error"))
+	if err := es.dev.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	es.dev.SetFaults(devstack.ESFaults{})
+	waitFor(t, 30*time.Second, "bulk failures while ES refuses connections", func() (bool, string) {
+		n := rs.counter(rs.s.m.bulks.WithLabelValues("error"))
+		return n >= failed+3, fmt.Sprintf("%v failed bulks", n)
+	})
+	if c, _ := committed(t, k.Addr(), "falconet-saver"); c != 0 {
+		t.Errorf("committed %d offsets while ES is down, want 0", c)
+	}
+	if err := es.dev.Start(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 90*time.Second, "every record committed after ES returned", func() (bool, string) {
 		c, e := committed(t, k.Addr(), "falconet-saver")
 		return c == e && e == int64(len(ms)), fmt.Sprintf("committed %d of %d", c, e)

@@ -411,3 +411,40 @@ func metricValue(text, name string) float64 {
 	}
 	return -1
 }
+
+func TestDryRunRetention(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	esURL := os.Getenv("FALCONET_TEST_ES_URL")
+	if esURL == "" {
+		esURL = devstack.StartES(t).URL()
+	}
+	es, err := elastic.NewClient(elastic.SetURL(esURL), elastic.SetSniff(false), elastic.SetHealthcheck(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Stop()
+	today := time.Now().UTC()
+	day := func(d int) string { return "falconet-metrics-" + today.AddDate(0, 0, -d).Format("2006.01.02") }
+	for _, name := range []string{day(0), day(30), day(31), day(400)} {
+		if _, err := es.CreateIndex(name).Do(context.Background()); err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "saver.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[elasticsearch]\nurls = [%q]\nretention_days = 30\n", esURL)), 0o644)
+	out, _, err := runMain(t, "-config", cfg, "-dry-run-retention")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Fields(out), []string{day(400), day(31)}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("-dry-run-retention printed %q, want %q", got, want)
+	}
+	// A dry run deletes nothing.
+	for _, name := range []string{day(0), day(30), day(31), day(400)} {
+		if ok, err := es.IndexExists(name).Do(context.Background()); err != nil || !ok {
+			t.Fatalf("index %s gone after a dry run (%v)", name, err)
+		}
+	}
+}
