@@ -94,9 +94,11 @@ func (s *Saver) installTemplatesRetrying(ctx context.Context) error {
 		err := InstallTemplates(rctx, s.es, &s.cfg.Elasticsearch)
 		cancel()
 		if err == nil {
+			s.writer.setOK()
 			s.logger.Info("index templates installed", "name", s.cfg.Elasticsearch.TemplateName)
 			return nil
 		}
+		s.writer.setFailing(err) // /healthz reports it after a minute
 		var ee *elastic.Error
 		if errors.As(err, &ee) && ee.Status >= 400 && ee.Status < 500 && ee.Status != http.StatusTooManyRequests {
 			return err

@@ -27,6 +27,8 @@ type Main struct {
 	DryRunRetention bool
 
 	Stdout, Stderr io.Writer
+	// exit ends the process when shutdown overruns its bound (os.Exit).
+	exit func(code int)
 
 	mu      sync.Mutex
 	httpURL string
@@ -74,6 +76,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.dryRunRetention(ctx, &cfg)
 	}
 
+	if m.exit == nil {
+		m.exit = os.Exit
+	}
 	reg := obs.NewRegistry()
 	s, err := saver.New(cfg, logger, reg)
 	if err != nil {
@@ -105,7 +110,28 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// A last resort for the shutdown bound: the saver bounds its own work by
+	// shutdown_timeout, but leaving the group waits on the network.
+	finished := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-finished:
+			return
+		}
+		t := time.NewTimer(cfg.ShutdownTimeout.D() + 10*time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			logger.Error("shutdown did not finish in time, exiting", "shutdown_timeout", cfg.ShutdownTimeout.D())
+			m.exit(1)
+		case <-finished:
+		}
+	}()
 	runErr := s.Run(ctx)
+	close(finished)
 	stopHTTP()
 	wg.Wait()
 	logger.Info("falconet-saver stopped", "err", runErr)
@@ -141,7 +167,7 @@ func (m *Main) HTTPURL() string {
 }
 
 func main() {
-	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr}
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, exit: os.Exit}
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
