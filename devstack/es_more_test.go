@@ -111,6 +111,17 @@ func TestESMappings(t *testing.T) {
 	if get(m, p+"newfield") != nil {
 		t.Fatalf("rejected document added a mapping")
 	}
+	// date detection runs before dynamic templates: a date-looking string
+	// does not match match_mapping_type "string" (a real Elasticsearch trap)
+	dt := env.idx("dt")
+	env.must(200, "PUT", "/"+dt, `{"mappings":{"dynamic_templates":[{"s":{"match_mapping_type":"string","mapping":{"type":"keyword"}}}]}}`)
+	env.must(201, "PUT", "/"+dt+"/_doc/1", `{"a":"2026-01-02","b":"web-1","c":"2026/01/02 10:00:00 +0000"}`)
+	m = env.must(200, "GET", "/"+dt+"/_mapping", "")
+	expect(t, m, dt+".mappings.properties.a.type", "date")
+	expect(t, m, dt+".mappings.properties.b.type", "keyword")
+	expect(t, m, dt+".mappings.properties.c.format", "yyyy/MM/dd HH:mm:ss Z||yyyy/MM/dd Z")
+	r0 := env.must(400, "PUT", "/"+dt+"/_doc/2", `{"a":"not-a-date"}`)
+	expect(t, r0, "error.type", "mapper_parsing_exception")
 	// strict
 	strict := env.idx("strict")
 	env.must(200, "PUT", "/"+strict, `{"mappings":{"dynamic":"strict","properties":{"a":{"type":"keyword"}}}}`)

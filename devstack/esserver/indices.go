@@ -355,7 +355,11 @@ func (s *Server) handleGetIndexTemplate(rq *request) *esError {
 	}
 	list := []any{}
 	for _, n := range names {
-		list = append(list, map[string]any{"name": n, "index_template": s.templates[n].Raw})
+		it := map[string]any{"composed_of": []any{}}
+		for k, v := range s.templates[n].Raw {
+			it[k] = v
+		}
+		list = append(list, map[string]any{"name": n, "index_template": it})
 	}
 	return s.ok(rq, 200, map[string]any{"index_templates": list})
 }

@@ -82,9 +82,11 @@ type mapping struct {
 }
 
 func newMapping() *mapping {
+	// the default dynamic_date_formats
 	df, _ := parseDateFormat("strict_date_optional_time")
+	df2, _ := parseDateFormat("yyyy/MM/dd HH:mm:ss Z||yyyy/MM/dd Z")
 	return &mapping{Root: &fieldMapping{Type: "object", Properties: map[string]*fieldMapping{}, Enabled: true, index: true},
-		DateDetection: true, SourceEnabled: true, DynamicDates: []*dateFormat{df}}
+		DateDetection: true, SourceEnabled: true, DynamicDates: []*dateFormat{df, df2}}
 }
 
 func mapperErr(format string, args ...any) *esError {
