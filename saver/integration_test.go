@@ -3,7 +3,6 @@ package saver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/olivere/elastic/v7"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -23,6 +21,7 @@ import (
 	"github.com/falconet/falconet/devstack"
 	"github.com/falconet/falconet/internal/confkit"
 	"github.com/falconet/falconet/metric"
+	"github.com/falconet/falconet/saver/savertest"
 )
 
 const (
@@ -46,12 +45,7 @@ func startTestES(t testing.TB) *testES {
 		te.dev = devstack.StartES(t)
 		te.url = te.dev.URL()
 	}
-	c, err := elastic.NewClient(elastic.SetURL(te.url), elastic.SetSniff(false), elastic.SetHealthcheck(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	te.client = c
-	t.Cleanup(c.Stop)
+	te.client = savertest.NewESClient(t, te.url)
 	return te
 }
 
@@ -64,17 +58,7 @@ func (te *testES) needFaults(t *testing.T) {
 // count is the number of documents in the indices matching pattern after a
 // refresh; -1 when ES does not answer.
 func (te *testES) count(t testing.TB, pattern string) int64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	te.client.Refresh(pattern).Do(ctx)
-	n, err := te.client.Count(pattern).Do(ctx)
-	if err != nil {
-		if elastic.IsNotFound(err) {
-			return 0
-		}
-		return -1
-	}
-	return n
+	return savertest.Count(te.client, pattern)
 }
 
 // checkStored checks that every metric is in its day's index under its id
@@ -147,40 +131,13 @@ func genMetrics(n int, now time.Time, prefix string) []metric.Metric {
 	return ms
 }
 
-type rawRecord struct {
-	key, value []byte
-}
+type rawRecord = savertest.Record
 
-func metricRecords(ms []metric.Metric) []rawRecord {
-	out := make([]rawRecord, len(ms))
-	for i := range ms {
-		v, _ := json.Marshal(ms[i])
-		out[i] = rawRecord{key: []byte(ms[i].SeriesKey()), value: v}
-	}
-	return out
-}
+func metricRecords(ms []metric.Metric) []rawRecord { return savertest.Records(ms) }
 
 func produce(t testing.TB, broker string, recs []rawRecord) {
 	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	p, err := sarama.NewSyncProducer([]string{broker}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	for len(recs) > 0 {
-		n := min(len(recs), 2000)
-		msgs := make([]*sarama.ProducerMessage, n)
-		for i, r := range recs[:n] {
-			msgs[i] = &sarama.ProducerMessage{Topic: testTopic, Key: sarama.ByteEncoder(r.key), Value: sarama.ByteEncoder(r.value)}
-		}
-		if err := p.SendMessages(msgs); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-		recs = recs[n:]
-	}
+	savertest.Produce(t, broker, testTopic, recs)
 }
 
 type deadLetter struct {
@@ -191,55 +148,10 @@ type deadLetter struct {
 // deadline), and returns them.
 func readDLQ(t testing.TB, broker string, want int) []deadLetter {
 	t.Helper()
-	sc := sarama.NewConfig()
-	c, err := sarama.NewConsumer([]string{broker}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	parts, err := c.Partitions(testDLQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
 	var out []deadLetter
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, p := range parts {
-		pc, err := c.ConsumePartition(testDLQ, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			for {
-				select {
-				case msg := <-pc.Messages():
-					d := deadLetter{value: string(msg.Value)}
-					for _, h := range msg.Headers {
-						switch string(h.Key) {
-						case HeaderReason:
-							d.reason = string(h.Value)
-						case HeaderSource:
-							d.source = string(h.Value)
-						}
-					}
-					mu.Lock()
-					out = append(out, d)
-					if len(out) >= want {
-						cancel()
-					}
-					mu.Unlock()
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+	for _, d := range savertest.ReadTopic(t, broker, testDLQ, want, 30*time.Second) {
+		out = append(out, deadLetter{value: d.Value, reason: d.Headers[HeaderReason], source: d.Headers[HeaderSource]})
 	}
-	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].value < out[j].value })
 	return out
 }
@@ -248,54 +160,13 @@ func readDLQ(t testing.TB, broker string, want int) []deadLetter {
 // offsets, summed over partitions.
 func committed(t testing.TB, broker, group string) (commit, end int64) {
 	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V2_1_0_0
-	client, err := sarama.NewClient([]string{broker}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := client.Partitions(testTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{testTopic: parts})
-	if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
-		t.Fatal(err)
-	}
-	for _, p := range parts {
-		newest, err := client.GetOffset(testTopic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		end += newest
-		if b := getBlock(resp, testTopic, p); b != nil && b.Offset > 0 {
-			commit += b.Offset
-		}
-	}
-	return commit, end
+	return savertest.Committed(t, broker, testTopic, group)
 }
 
 // waitFor polls cond until it reports true or the deadline passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var state string
-	for {
-		var ok bool
-		ok, state = cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization
-	}
+	savertest.WaitFor(t, timeout, what, cond)
 }
 
 func testConfig(broker, esURL string) Config {
@@ -391,9 +262,9 @@ func TestSaverEndToEnd(t *testing.T) {
 	future := metric.Metric{Endpoint: "e2e-future", Name: "clock.skewed", Value: 1, Timestamp: now.Add(time.Hour).Unix(), Type: metric.Gauge}
 	fv, _ := json.Marshal(future)
 	bad := []rawRecord{
-		{key: []byte("x"), value: []byte(`cpu.idle 97 1700000000`)},                                                          // malformed
-		{key: nil, value: []byte(`{"endpoint":"a/b","name":"x","value":1,"timestamp":1764072000,"step":10,"type":"GAUGE"}`)}, // invalid
-		{key: []byte(future.SeriesKey()), value: fv},                                                                         // future beyond skew
+		{Key: []byte("x"), Value: []byte(`cpu.idle 97 1700000000`)},                                                          // malformed
+		{Key: nil, Value: []byte(`{"endpoint":"a/b","name":"x","value":1,"timestamp":1764072000,"step":10,"type":"GAUGE"}`)}, // invalid
+		{Key: []byte(future.SeriesKey()), Value: fv},                                                                         // future beyond skew
 	}
 	recs = append(recs, bad...)
 	produce(t, k.Addr(), recs)
@@ -411,7 +282,7 @@ func TestSaverEndToEnd(t *testing.T) {
 	if len(dl) != 3 {
 		t.Fatalf("dead letters: got %d (%+v), want 3", len(dl), dl)
 	}
-	wantReasons := map[string]string{string(bad[0].value): ReasonMalformed, string(bad[1].value): ReasonInvalid, string(fv): ReasonFuture}
+	wantReasons := map[string]string{string(bad[0].Value): ReasonMalformed, string(bad[1].Value): ReasonInvalid, string(fv): ReasonFuture}
 	for _, d := range dl {
 		if w := wantReasons[d.value]; !strings.HasPrefix(d.reason, w+": ") || !strings.HasPrefix(d.source, testTopic+"/") {
 			t.Errorf("dead letter %q: reason %q source %q, want reason %q and a source", d.value, d.reason, d.source, w)
@@ -743,11 +614,4 @@ func TestRollups(t *testing.T) {
 		t.Errorf("late re-triggers = %v, want 2 (5m 09:55 and 1h 09:00)", got)
 	}
 	_ = io.Discard
-}
-
-func getBlock(resp *sarama.OffsetFetchResponse, topic string, p int32) *sarama.OffsetFetchResponseBlock {
-	if resp == nil {
-		return nil
-	}
-	return resp.GetBlock(topic, p)
 }

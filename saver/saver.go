@@ -93,13 +93,13 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	}
 	s.producer, err = sarama.NewSyncProducer(cfg.Kafka.Brokers, sc)
 	if err != nil {
-		s.kclient.Close()
+		_ = s.kclient.Close()
 		return nil, fmt.Errorf("saver: dead-letter producer: %w", err)
 	}
 	s.group, err = sarama.NewConsumerGroup(cfg.Kafka.Brokers, cfg.Kafka.Group, sc)
 	if err != nil {
-		s.producer.Close()
-		s.kclient.Close()
+		_ = s.producer.Close()
+		_ = s.kclient.Close()
 		return nil, fmt.Errorf("saver: consumer group: %w", err)
 	}
 	retry := retrySleeper(cfg.Elasticsearch.RetryInitial.D(), cfg.Elasticsearch.RetryMax.D())
@@ -228,7 +228,7 @@ func (s *Saver) Run(ctx context.Context) error {
 	if err := s.producer.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("saver: close producer: %w", err)
 	}
-	s.kclient.Close()
+	_ = s.kclient.Close()
 	s.es.Stop()
 	s.mu.Lock()
 	s.closed = true
@@ -237,9 +237,9 @@ func (s *Saver) Run(ctx context.Context) error {
 }
 
 func (s *Saver) shutdownClients() {
-	s.group.Close()
-	s.producer.Close()
-	s.kclient.Close()
+	_ = s.group.Close()
+	_ = s.producer.Close()
+	_ = s.kclient.Close()
 	s.es.Stop()
 	s.hardCancel()
 }

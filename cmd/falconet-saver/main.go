@@ -84,7 +84,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return exitCode{1, err}
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var srv *obs.Server
 	if cfg.HTTP.Listen != "" {
 		srv, err = obs.Listen(cfg.HTTP.Listen, reg, s.Health, logger)

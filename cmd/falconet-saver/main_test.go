@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-	"github.com/olivere/elastic/v7"
-
 	"github.com/falconet/falconet/devstack"
 	"github.com/falconet/falconet/metric"
+	"github.com/falconet/falconet/saver/savertest"
 )
 
 func runMain(t *testing.T, args ...string) (stdout, stderr string, err error) {
@@ -132,58 +129,14 @@ func startProc(t *testing.T, bin, config string) *proc {
 	return p
 }
 
-func esCount(es *elastic.Client) int64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	es.Refresh("falconet-metrics-*").Do(ctx)
-	n, err := es.Count("falconet-metrics-*").Do(ctx)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
 func committedOffsets(t testing.TB, broker string) (commit, end int64) {
 	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V2_1_0_0
-	client, err := sarama.NewClient([]string{broker}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, _ := client.Partitions("falconet-metrics")
-	resp, err := admin.ListConsumerGroupOffsets("falconet-saver", map[string][]int32{"falconet-metrics": parts})
-	if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
-		t.Fatal(err)
-	}
-	for _, p := range parts {
-		newest, _ := client.GetOffset("falconet-metrics", p, sarama.OffsetNewest)
-		end += newest
-		if b := getBlock(resp, "falconet-metrics", p); b != nil && b.Offset > 0 {
-			commit += b.Offset
-		}
-	}
-	return commit, end
+	return savertest.Committed(t, broker, "falconet-metrics", "falconet-saver")
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization
-	}
+	savertest.WaitFor(t, timeout, what, cond)
 }
 
 // TestBinaryKillRestart runs the real binary, SIGKILLs it while it writes,
@@ -199,47 +152,28 @@ func TestBinaryKillRestart(t *testing.T) {
 	if esURL == "" {
 		esURL = devstack.StartES(t).URL()
 	}
-	es, err := elastic.NewClient(elastic.SetURL(esURL), elastic.SetSniff(false), elastic.SetHealthcheck(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Stop()
+	es := savertest.NewESClient(t, esURL)
 
 	const n = 40000
 	now := time.Now().Unix()
 	ms := make([]metric.Metric, n)
-	msgs := make([]*sarama.ProducerMessage, n)
 	for i := range ms {
 		ms[i] = metric.Metric{Endpoint: fmt.Sprintf("kill-%03d", i%211), Name: "mem.used", Value: float64(i),
 			Timestamp: now - int64(i/211), Step: 10, Type: metric.Gauge}
-		v, _ := json.Marshal(ms[i])
-		msgs[i] = &sarama.ProducerMessage{Topic: "falconet-metrics", Key: sarama.StringEncoder(ms[i].SeriesKey()), Value: sarama.ByteEncoder(v)}
 	}
-	sc := sarama.NewConfig()
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	prod, err := sarama.NewSyncProducer([]string{k.Addr()}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < n; i += 5000 {
-		if err := prod.SendMessages(msgs[i:min(n, i+5000)]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	prod.Close()
+	savertest.Produce(t, k.Addr(), "falconet-metrics", savertest.Records(ms))
 
 	// First run: commits only every 3 s, killed once some documents are in.
 	p1 := startProc(t, bin, writeConfig(t, k.Addr(), esURL, "3s"))
 	waitFor(t, 60*time.Second, "first run storing", func() (bool, string) {
-		c := esCount(es)
+		c := savertest.Count(es, "falconet-metrics-*")
 		return c >= 3000, fmt.Sprintf("%d documents", c)
 	})
 	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-p1.done
-	storedAtKill := esCount(es)
+	storedAtKill := savertest.Count(es, "falconet-metrics-*")
 	committedAtKill, end := committedOffsets(t, k.Addr())
 	t.Logf("at SIGKILL: %d documents stored, %d of %d offsets committed: %d stored records will be read again",
 		storedAtKill, committedAtKill, end, storedAtKill-committedAtKill)
@@ -253,9 +187,9 @@ func TestBinaryKillRestart(t *testing.T) {
 	p2 := startProc(t, bin, writeConfig(t, k.Addr(), esURL, "200ms"))
 	waitFor(t, 90*time.Second, "second run committing everything", func() (bool, string) {
 		c, e := committedOffsets(t, k.Addr())
-		return c == e && e == n, fmt.Sprintf("committed %d of %d, %d documents", c, e, esCount(es))
+		return c == e && e == n, fmt.Sprintf("committed %d of %d, %d documents", c, e, savertest.Count(es, "falconet-metrics-*"))
 	})
-	if got := esCount(es); got != n {
+	if got := savertest.Count(es, "falconet-metrics-*"); got != n {
 		t.Fatalf("documents after kill and restart: got %d, want %d", got, n)
 	}
 	ctx := context.Background()
@@ -295,13 +229,6 @@ func TestBinaryKillRestart(t *testing.T) {
 	}
 }
 
-func getBlock(resp *sarama.OffsetFetchResponse, topic string, p int32) *sarama.OffsetFetchResponseBlock {
-	if resp == nil {
-		return nil
-	}
-	return resp.GetBlock(topic, p)
-}
-
 // BenchmarkBinaryCPU runs the built saver as its own process over 100k
 // records (kfake and dev-es in the test process) and reports the saver
 // process's CPU time (user+system, from its rusage) per 100k documents, and
@@ -318,26 +245,12 @@ func BenchmarkBinaryCPU(b *testing.B) {
 		k := devstack.StartKafkaT(b, "falconet-metrics", "falconet-metrics-dlq")
 		esURL := devstack.StartES(b).URL()
 		now := time.Now().Unix()
-		msgs := make([]*sarama.ProducerMessage, n)
-		for j := range msgs {
-			m := metric.Metric{Endpoint: fmt.Sprintf("cpu-%03d", j%499), Name: "net.if.in.bytes", Value: float64(j),
+		ms := make([]metric.Metric, n)
+		for j := range ms {
+			ms[j] = metric.Metric{Endpoint: fmt.Sprintf("cpu-%03d", j%499), Name: "net.if.in.bytes", Value: float64(j),
 				Timestamp: now - int64(j/499), Step: 10, Type: metric.Counter, Tags: map[string]string{"iface": "eth0"}}
-			v, _ := json.Marshal(m)
-			msgs[j] = &sarama.ProducerMessage{Topic: "falconet-metrics", Key: sarama.StringEncoder(m.SeriesKey()), Value: sarama.ByteEncoder(v)}
 		}
-		sc := sarama.NewConfig()
-		sc.Producer.RequiredAcks = sarama.WaitForAll
-		sc.Producer.Return.Successes = true
-		prod, err := sarama.NewSyncProducer([]string{k.Addr()}, sc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for j := 0; j < n; j += 10000 {
-			if err := prod.SendMessages(msgs[j : j+10000]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		prod.Close()
+		savertest.Produce(b, k.Addr(), "falconet-metrics", savertest.Records(ms))
 		cfgPath := filepath.Join(b.TempDir(), "saver.toml")
 		os.WriteFile(cfgPath, []byte(fmt.Sprintf("[http]\nlisten = \"\"\n[kafka]\nbrokers = [%q]\n[elasticsearch]\nurls = [%q]\nreplicas = 0\n",
 			k.Addr(), esURL)), 0o644)
@@ -359,7 +272,7 @@ func BenchmarkBinaryCPU(b *testing.B) {
 				cmd.Process.Kill()
 				b.Fatalf("not all committed: %d of %d\n%s", c, e, stderr.String())
 			}
-			time.Sleep(50 * time.Millisecond) // polling interval
+			<-time.After(50 * time.Millisecond) // polling interval
 		}
 		wall += time.Since(start)
 		b.StopTimer()
@@ -420,11 +333,7 @@ func TestDryRunRetention(t *testing.T) {
 	if esURL == "" {
 		esURL = devstack.StartES(t).URL()
 	}
-	es, err := elastic.NewClient(elastic.SetURL(esURL), elastic.SetSniff(false), elastic.SetHealthcheck(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Stop()
+	es := savertest.NewESClient(t, esURL)
 	today := time.Now().UTC()
 	day := func(d int) string { return "falconet-metrics-" + today.AddDate(0, 0, -d).Format("2006.01.02") }
 	for _, name := range []string{day(0), day(30), day(31), day(400)} {
