@@ -26,6 +26,7 @@ const (
 	branchElemSize   = 16
 	maxTreeDepth     = 64
 	noFreelist       = ^uint64(0)
+	maxPageSpan      = 512 << 20 // one batch is at most max_bytes; refuse absurd spans
 )
 
 // fileReport is what a structure walk found.
@@ -64,26 +65,32 @@ func walkFile(f *os.File, verifyCRC, decode bool) (*fileReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() == 0 {
-		return nil, corruptf("%s is empty (zero bytes)", f.Name())
+	return walkReader(f, fi.Size(), f.Name(), verifyCRC, decode)
+}
+
+// walkReader is walkFile on any ReaderAt of size bytes. It never panics.
+func walkReader(r io.ReaderAt, size int64, name string, verifyCRC, decode bool) (*fileReport, error) {
+	if size == 0 {
+		return nil, corruptf("%s is empty (zero bytes)", name)
 	}
-	m, ok := readMeta(f)
+	m, ok := readMeta(r)
 	if !ok {
-		return nil, corruptf("%s has no valid bbolt meta page (not a bbolt file, or its header is damaged)", f.Name())
+		return nil, corruptf("%s has no valid bbolt meta page (not a bbolt file, or its header is damaged)", name)
 	}
-	if need := int64(m.pgid) * int64(m.pageSize); fi.Size() < need {
-		return nil, corruptf("%s is truncated: %d bytes, its meta page needs %d", f.Name(), fi.Size(), need)
+	if need := int64(m.pgid) * int64(m.pageSize); size < need || need < 0 || m.pgid > 1<<40 {
+		return nil, corruptf("%s is truncated: %d bytes, its meta page needs %d", name, size, need)
 	}
-	w := &walker{r: f, size: fi.Size(), ps: int64(m.pageSize), hwm: m.pgid, reachable: map[uint64]bool{},
+	f := struct{ name string }{name}
+	w := &walker{r: r, size: size, ps: int64(m.pageSize), hwm: m.pgid, reachable: map[uint64]bool{},
 		verifyCRC: verifyCRC, decode: decode, rep: &fileReport{meta: m}}
 	w.reachable[0], w.reachable[1] = true, true
 	if m.freelist != noFreelist {
 		if err := w.checkFreelist(m.freelist); err != nil {
-			return w.rep, corruptf("%s: %v", f.Name(), err)
+			return w.rep, corruptf("%s: %v", f.name, err)
 		}
 	}
 	if _, err := w.tree(m.root, nil, nil, 0, "root"); err != nil {
-		return w.rep, corruptf("%s: %v", f.Name(), err)
+		return w.rep, corruptf("%s: %v", f.name, err)
 	}
 	w.rep.pages = len(w.reachable)
 	return w.rep, nil
@@ -102,7 +109,7 @@ func (w *walker) page(id uint64) ([]byte, error) {
 		return nil, fmt.Errorf("page %d identifies itself as %d", id, got)
 	}
 	overflow := uint64(binary.LittleEndian.Uint32(hdr[12:]))
-	if id+overflow >= w.hwm || int64(id+overflow+1)*w.ps > w.size {
+	if id+overflow >= w.hwm || int64(id+overflow+1)*w.ps > w.size || int64(overflow)*w.ps > maxPageSpan {
 		return nil, fmt.Errorf("page %d: overflow %d past the end", id, overflow)
 	}
 	for i := id; i <= id+overflow; i++ {
