@@ -162,6 +162,9 @@ func TestESSearchErrors(t *testing.T) {
 	expect(t, r, "error.type", "index_not_found_exception")
 	env.must(200, "POST", "/"+env.idx("missing")+"*/_search", `{}`) // wildcard: no indices is fine
 	env.must(200, "POST", "/"+env.idx("missing")+"/_search?ignore_unavailable=true", `{}`)
+	env.must(400, "POST", "/"+ix+"/_search?from=-1", `{}`)
+	env.must(400, "POST", "/"+ix+"/_search?size=-1", `{}`)
+	env.must(400, "POST", "/"+ix+"/_search", `{"size":-1}`)
 	r = env.must(400, "POST", "/"+ix+"/_search?bogus=1", `{}`)
 	expect(t, r, "error.type", "illegal_argument_exception")
 	if env.dev != nil {

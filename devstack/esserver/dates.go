@@ -59,6 +59,8 @@ func parseDateFormat(spec string) (*dateFormat, error) {
 	for _, part := range strings.Split(spec, "||") {
 		p := strings.TrimSpace(part)
 		switch {
+		case p == "":
+			return nil, fmt.Errorf("Invalid format: [%s]: empty format", spec)
 		case p == "epoch_millis":
 			f.parsers = append(f.parsers, dateParser{kind: dateEpochMillis, name: p})
 		case p == "epoch_second":

@@ -473,6 +473,12 @@ func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esErr
 		}
 		sr.from = n
 	}
+	if sr.size < 0 {
+		return nil, errIllegalArgument("[size] parameter cannot be negative, found [%d]", sr.size)
+	}
+	if sr.from < 0 {
+		return nil, errIllegalArgument("[from] parameter cannot be negative, found [%d]", sr.from)
+	}
 	if v := rq.param("sort"); v != "" {
 		sr.sort = parseSortParam(v)
 	}
