@@ -313,22 +313,18 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 	if cap(ac.decoded) > 8192 {
 		ac.decoded = nil
 	}
-	// Settle the reservation to the real size.
-	if extra := size - connN; extra > 0 {
-		n, err := ac.budget.acquire(ac.ctx, extra)
-		if err != nil {
-			release()
-			return err
-		}
-		connN += n
+	// Swap the estimate for the real size. Nothing is held while waiting
+	// for the global budget except this connection's own, so connections
+	// cannot deadlock holding parts of it.
+	ac.budget.release(connN)
+	s.global.release(globalN)
+	connN, globalN = 0, 0
+	if connN, err = ac.budget.acquire(ac.ctx, size); err != nil {
+		return err
 	}
-	if extra := size - globalN; extra > 0 {
-		n, err := s.global.acquire(ac.ctx, extra)
-		if err != nil {
-			release()
-			return err
-		}
-		globalN += n
+	if globalN, err = s.global.acquire(ac.ctx, size); err != nil {
+		ac.budget.release(connN)
+		return err
 	}
 	s.m.metricsIn.WithLabelValues("protocol").Add(float64(len(valid)))
 	p := &pending{srv: s, ac: ac, seq: b.Seq, release: release}
@@ -349,10 +345,10 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 }
 
 // buildMessages turns metrics into records: key = series key, value =
-// canonical JSON, packed into 64 KiB chunks. It returns the records and the
+// canonical JSON, packed into chunks of at most 64 KiB. It returns the records and the
 // bytes they hold.
 func (s *Server) buildMessages(ms []metric.Metric) ([]sarama.ProducerMessage, int64) {
-	const chunk = 64 << 10
+	chunk := min(max(len(ms)*320, 4<<10), 64<<10)
 	msgs := make([]sarama.ProducerMessage, len(ms))
 	var buf []byte
 	size := int64(len(msgs)) * msgOverhead
@@ -360,7 +356,7 @@ func (s *Server) buildMessages(ms []metric.Metric) ([]sarama.ProducerMessage, in
 		m := &ms[i]
 		if cap(buf)-len(buf) < 2048 {
 			buf = make([]byte, 0, chunk)
-			size += chunk
+			size += int64(chunk)
 		}
 		start := len(buf)
 		buf = m.AppendSeriesKey(buf)

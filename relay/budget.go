@@ -9,9 +9,10 @@ import (
 
 // budget bounds bytes held by batches between reading and Kafka's ack.
 type budget struct {
-	sem  *semaphore.Weighted
-	size int64
-	used atomic.Int64
+	sem     *semaphore.Weighted
+	size    int64
+	used    atomic.Int64
+	waiting atomic.Int64 // acquirers blocked: the budget is exhausted
 }
 
 func newBudget(size int64) *budget {
@@ -23,8 +24,13 @@ func newBudget(size int64) *budget {
 // which release must be given back.
 func (b *budget) acquire(ctx context.Context, n int64) (int64, error) {
 	n = min(max(n, 1), b.size)
-	if err := b.sem.Acquire(ctx, n); err != nil {
-		return 0, err
+	if !b.sem.TryAcquire(n) {
+		b.waiting.Add(1)
+		err := b.sem.Acquire(ctx, n)
+		b.waiting.Add(-1)
+		if err != nil {
+			return 0, err
+		}
 	}
 	b.used.Add(n)
 	return n, nil

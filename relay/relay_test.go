@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -608,4 +609,85 @@ func TestKcatReadsWhatTheRelayWrote(t *testing.T) {
 	if got != len(want) {
 		t.Errorf("kcat read %d records, want %d", got, len(want))
 	}
+}
+
+// TestBackpressure holds every produce request in the broker: the relay's
+// in-flight budget fills, it stops reading, reports not ready, refuses new
+// agents as busy, and acks nothing until Kafka answers; then everything is
+// acked.
+func TestBackpressure(t *testing.T) {
+	k := devstack.StartKafkaT(t, topic)
+	var held sync.Mutex
+	holding := true
+	release := make(chan struct{})
+	k.Cluster().ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.Cluster().KeepControl()
+		held.Lock()
+		h := holding
+		held.Unlock()
+		if h {
+			k.Cluster().SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	cfg := relaytest.Config(k.Addr())
+	cfg.Limits.MaxFrame = 64 << 10
+	cfg.Limits.ConnInflightBytes = 64 << 10
+	cfg.Limits.MaxInflightBytes = 128 << 10
+	cfg.Kafka.Timeout.UnmarshalText([]byte("20s"))
+	r := relaytest.Start(t, cfg, nil)
+	payload, _ := metric.EncodeBatch(nil, genBatch(3, 100))
+	const agents, batches = 4, 5
+	conns := make([]*rawConn, agents)
+	for i := range conns {
+		conns[i] = dialRaw(t, r.ProtocolAddr())
+		conns[i].c.SetDeadline(time.Now().Add(60 * time.Second))
+		conns[i].msg(&wire.Hello{AgentID: fmt.Sprint("bp-", i)})
+		if m := conns[i].read(); m.Type() != wire.TypeWelcome {
+			t.Fatalf("agent %d: got %#v, want welcome", i, m)
+		}
+	}
+	for i := range conns { // all welcomed first: backpressure refuses late agents
+		go func(rc *rawConn) {
+			for b := range batches {
+				if _, err := rc.c.Write(wire.AppendMessage(nil, &wire.Batch{Seq: uint64(b + 1), Payload: payload})); err != nil {
+					return
+				}
+			}
+		}(conns[i])
+	}
+	relaytest.WaitFor(t, 10*time.Second, "relay reports backpressure", func() bool {
+		err := r.Health()
+		return err != nil && strings.Contains(err.Error(), "backpressure")
+	})
+	late := dialRaw(t, r.ProtocolAddr())
+	late.msg(&wire.Hello{AgentID: "late"})
+	if rj, ok := late.read().(*wire.Reject); !ok || rj.Code != wire.RejectBusy {
+		t.Errorf("new agent during backpressure got %#v, want a busy reject", rj)
+	}
+	for i, rc := range conns {
+		rc.c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if m, err := rc.r.ReadMessage(); err == nil {
+			t.Fatalf("agent %d got %s while Kafka held every produce, want nothing", i, m.Type())
+		}
+		rc.c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	}
+	held.Lock()
+	holding = false
+	held.Unlock()
+	close(release)
+	for i, rc := range conns {
+		acked := map[uint64]bool{}
+		for len(acked) < batches {
+			if a, ok := rc.read().(*wire.Ack); ok {
+				for _, res := range a.Results {
+					if res.Status != wire.StatusOK {
+						t.Fatalf("agent %d batch %d: %s %s, want ok", i, res.Seq, res.Status, res.Reason)
+					}
+					acked[res.Seq] = true
+				}
+			}
+		}
+	}
+	relaytest.WaitFor(t, 10*time.Second, "ready again", func() bool { return r.Health() == nil })
 }

@@ -187,7 +187,7 @@ func (s *Server) Health() error {
 	if err := p.health(); err != nil {
 		return err
 	}
-	if used := s.global.used.Load(); used*10 >= s.global.size*9 {
+	if used := s.global.used.Load(); used*10 >= s.global.size*9 || s.global.waiting.Load() > 0 {
 		return fmt.Errorf("relay: backpressure: %d of %d in-flight bytes used", used, s.global.size)
 	}
 	return nil
