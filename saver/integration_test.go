@@ -288,6 +288,29 @@ func TestSaverEndToEnd(t *testing.T) {
 			t.Errorf("dead letter %q: reason %q source %q, want reason %q and a source", d.value, d.reason, d.source, w)
 		}
 	}
+	// A metric Validate accepts but Elasticsearch refuses: tag "core.sub"
+	// needs tags.core to be an object, and it is a keyword in that index
+	// (400 mapper_parsing_exception). It goes to the dead-letter topic, the
+	// offset moves on, nothing else is affected.
+	clash := ms[0]
+	clash.Tags = map[string]string{"core.sub": "1"}
+	clash.Value = -1
+	produce(t, k.Addr(), metricRecords([]metric.Metric{clash}))
+	waitFor(t, 30*time.Second, "the clashing record committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(recs)+1), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	dl = readDLQ(t, k.Addr(), 4)
+	var rejected []string
+	for _, d := range dl {
+		if strings.HasPrefix(d.reason, ReasonRejected) {
+			rejected = append(rejected, d.reason)
+		}
+	}
+	if len(dl) != 4 || len(rejected) != 1 || !strings.Contains(rejected[0], "status 400: mapper_parsing_exception") {
+		t.Fatalf("after a mapping clash: %d dead letters, rejected %q; want 4 and one 400 mapper_parsing_exception", len(dl), rejected)
+	}
+	es.checkStored(t, ms)
 	if got := rs.counter(rs.s.m.duplicates); got != 2 {
 		t.Errorf("duplicates (409 on create) = %v, want 2", got)
 	}
