@@ -229,6 +229,13 @@ func TestESAggregations(t *testing.T) {
 		t.Fatalf("filled buckets: got %d, want 12", n)
 	}
 	expect(t, r, "aggregations.h.buckets.1.doc_count", 0)
+	// terms without sub-aggregations, multi-valued keyword field
+	env.must(201, "PUT", "/"+ix+"/_doc/multi?refresh=true", `{"endpoint":["web-0","web-0","web-9"],"name":"x","value":1,"timestamp":1,"step":1,"type":"gauge"}`)
+	r = env.must(200, "POST", "/"+ix+"/_search", `{"size":0,"aggs":{"t":{"terms":{"field":"endpoint","size":1}}}}`)
+	expect(t, r, "aggregations.t.buckets.0.key", "web-0")
+	expect(t, r, "aggregations.t.buckets.0.doc_count", 5)
+	expect(t, r, "aggregations.t.sum_other_doc_count", 9)
+	env.must(200, "DELETE", "/"+ix+"/_doc/multi?refresh=true", "")
 	// order by sub-aggregation
 	r = env.must(200, "POST", "/"+ix+"/_search", `{"size":0,"aggs":{"t":{"terms":{"field":"endpoint","order":{"m":"desc"}},"aggs":{"m":{"max":{"field":"value"}}}}}}`)
 	expect(t, r, "aggregations.t.buckets.0.key", "web-2")

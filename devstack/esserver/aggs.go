@@ -37,6 +37,16 @@ type aggSpec struct {
 	boundsMax any
 	subs      []*aggSpec
 	meta      map[string]any
+	// per-request cache of the field's column in the last index seen
+	lastIx  *index
+	lastCol *column
+}
+
+func (a *aggSpec) col(d docRef) *column {
+	if d.ix != a.lastIx {
+		a.lastIx, a.lastCol = d.ix, d.ix.cols[a.field]
+	}
+	return a.lastCol
 }
 
 var bucketAggs = map[string]bool{"terms": true, "date_histogram": true}
@@ -360,7 +370,7 @@ func (a *aggSpec) compute(docs []docRef, now time.Time) (any, *esError) {
 
 // eachKey calls fn with every distinct value of the field in one document.
 func (a *aggSpec) eachKey(d docRef, f *fieldMapping, fn func(aggKey)) {
-	c := d.ix.cols[a.field]
+	c := a.col(d)
 	if c == nil || !c.has.has(d.ord) {
 		if a.missing != nil && f != nil {
 			switch kindOf(f.Type) {
@@ -422,8 +432,16 @@ func (c *column) hasMulti(ord int32) bool {
 
 type bucket struct {
 	key  aggKey
-	docs []docRef
+	n    int      // doc_count
+	docs []docRef // kept only when there are sub-aggregations
 	subs map[string]any
+}
+
+func (a *aggSpec) addDoc(b *bucket, d docRef) {
+	b.n++
+	if len(a.subs) > 0 {
+		b.docs = append(b.docs, d)
+	}
 }
 
 func (a *aggSpec) keyJSON(b *bucket, f *fieldMapping, out map[string]any) {
@@ -488,7 +506,7 @@ func (a *aggSpec) sortBuckets(bs []*bucket) {
 			var c int
 			switch o.key {
 			case "_count":
-				c = len(bs[i].docs) - len(bs[j].docs)
+				c = bs[i].n - bs[j].n
 			case "_key":
 				if bs[i].key.less(bs[j].key) {
 					c = -1
@@ -516,6 +534,10 @@ func (a *aggSpec) sortBuckets(bs []*bucket) {
 
 func (a *aggSpec) terms(docs []docRef, f *fieldMapping, now time.Time) (any, *esError) {
 	byKey := map[aggKey]*bucket{}
+	if len(a.subs) == 0 && a.missing == nil && f != nil && kindOf(f.Type) == colStr {
+		a.countKeywords(docs, byKey)
+		docs = nil
+	}
 	for _, d := range docs {
 		a.eachKey(d, f, func(k aggKey) {
 			b := byKey[k]
@@ -523,12 +545,12 @@ func (a *aggSpec) terms(docs []docRef, f *fieldMapping, now time.Time) (any, *es
 				b = &bucket{key: k}
 				byKey[k] = b
 			}
-			b.docs = append(b.docs, d)
+			a.addDoc(b, d)
 		})
 	}
 	var bs []*bucket
 	for _, b := range byKey {
-		if len(b.docs) >= a.minDocCount {
+		if b.n >= a.minDocCount {
 			bs = append(bs, b)
 		}
 	}
@@ -549,7 +571,7 @@ func (a *aggSpec) terms(docs []docRef, f *fieldMapping, now time.Time) (any, *es
 	other := 0
 	if len(bs) > a.size {
 		for _, b := range bs[a.size:] {
-			other += len(b.docs)
+			other += b.n
 		}
 		bs = bs[:a.size]
 	}
@@ -560,7 +582,7 @@ func (a *aggSpec) terms(docs []docRef, f *fieldMapping, now time.Time) (any, *es
 				return nil, e
 			}
 		}
-		o := map[string]any{"doc_count": len(b.docs)}
+		o := map[string]any{"doc_count": b.n}
 		a.keyJSON(b, f, o)
 		for k, v := range b.subs {
 			o[k] = v
@@ -572,6 +594,51 @@ func (a *aggSpec) terms(docs []docRef, f *fieldMapping, now time.Time) (any, *es
 		res["meta"] = a.meta
 	}
 	return res, nil
+}
+
+// countKeywords is the terms fast path for keyword fields without
+// sub-aggregations: count dictionary ordinals per index, then merge.
+func (a *aggSpec) countKeywords(docs []docRef, byKey map[aggKey]*bucket) {
+	for start := 0; start < len(docs); {
+		ix := docs[start].ix
+		end := start
+		for end < len(docs) && docs[end].ix == ix {
+			end++
+		}
+		c := ix.cols[a.field]
+		if c != nil {
+			counts := make([]int, len(c.dict))
+			for _, d := range docs[start:end] {
+				if !c.has.has(d.ord) {
+					continue
+				}
+				if !c.hasMulti(d.ord) {
+					counts[c.strs[d.ord]]++
+					continue
+				}
+				seen := map[uint32]bool{}
+				c.eachTerm(d.ord, func(t uint32) {
+					if !seen[t] {
+						seen[t] = true
+						counts[t]++
+					}
+				})
+			}
+			for t, n := range counts {
+				if n == 0 {
+					continue
+				}
+				k := aggKey{kind: colStr, s: c.dict[t]}
+				b := byKey[k]
+				if b == nil {
+					b = &bucket{key: k}
+					byKey[k] = b
+				}
+				b.n += n
+			}
+		}
+		start = end
+	}
 }
 
 const maxBuckets = 65536
@@ -599,7 +666,7 @@ func (a *aggSpec) dateHistogram(docs []docRef, f *fieldMapping, now time.Time) (
 	}
 	byKey := map[int64]*bucket{}
 	for _, d := range docs {
-		c := d.ix.cols[a.field]
+		c := a.col(d)
 		if c == nil {
 			continue
 		}
@@ -620,7 +687,7 @@ func (a *aggSpec) dateHistogram(docs []docRef, f *fieldMapping, now time.Time) (
 				b = &bucket{key: aggKey{kind: colInt, i: k}}
 				byKey[k] = b
 			}
-			b.docs = append(b.docs, d)
+			a.addDoc(b, d)
 		})
 	}
 	if len(byKey) > maxBuckets {
@@ -662,7 +729,7 @@ func (a *aggSpec) dateHistogram(docs []docRef, f *fieldMapping, now time.Time) (
 	}
 	var bs []*bucket
 	for _, b := range byKey {
-		if len(b.docs) >= a.minDocCount {
+		if b.n >= a.minDocCount {
 			bs = append(bs, b)
 		}
 	}
@@ -674,7 +741,7 @@ func (a *aggSpec) dateHistogram(docs []docRef, f *fieldMapping, now time.Time) (
 	a.sortBuckets(bs)
 	out := []any{}
 	for _, b := range bs {
-		o := map[string]any{"doc_count": len(b.docs)}
+		o := map[string]any{"doc_count": b.n}
 		a.keyJSON(b, f, o)
 		for k, v := range b.subs {
 			o[k] = v
@@ -709,7 +776,7 @@ func (a *aggSpec) metric(docs []docRef, f *fieldMapping) (any, *esError) {
 		count := 0
 		distinct := map[aggKey]bool{}
 		for _, d := range docs {
-			c := d.ix.cols[a.field]
+			c := a.col(d)
 			if c == nil || !c.has.has(d.ord) {
 				if a.missing != nil {
 					a.eachKey(d, f, func(k aggKey) { count++; distinct[k] = true })
@@ -741,7 +808,7 @@ func (a *aggSpec) metric(docs []docRef, f *fieldMapping) (any, *esError) {
 		lo, hi = math.Min(lo, x), math.Max(hi, x)
 	}
 	for _, d := range docs {
-		c := d.ix.cols[a.field]
+		c := a.col(d)
 		if c == nil || !c.has.has(d.ord) {
 			if a.missing != nil {
 				if x, ok := toFloat(a.missing); ok {
