@@ -61,6 +61,9 @@ func (q *Queue) loop() {
 			continue
 		case <-q.wake:
 		}
+		if q.needRecover.Swap(false) {
+			q.recoverInPlace(errors.New("a reader found the file damaged"))
+		}
 		if q.cfg.CommitWindow > 0 && lastGroup > 1 {
 			q.linger(lastGroup)
 		}
@@ -199,6 +202,10 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		return nil
 	}
 	err := q.update(txn)
+	if errors.Is(err, ErrCorrupt) {
+		q.recoverInPlace(err)
+		err = q.update(txn)
+	}
 	if err != nil && isNoSpace(err) {
 		q.mu.Lock()
 		q.stats.DiskFullEvents++
@@ -431,4 +438,36 @@ func (q *Queue) moveToQuarantine(tx *bolt.Tx, b *bolt.Bucket, seqs []uint64, ch 
 		}
 	}
 	return nil
+}
+
+// recoverInPlace handles a file found damaged while running: like Open, it
+// moves the file aside, salvages what it can into a fresh one and carries on.
+// In-flight batches stay in flight (salvage keeps sequence numbers).
+func (q *Queue) recoverInPlace(cause error) {
+	q.logger.Error("buffer: file damaged while running; moving it aside and salvaging", "path", q.cfg.Path, "err", cause)
+	q.mu.Lock() // lock order: mu, then dbMu
+	defer q.mu.Unlock()
+	q.dbMu.Lock()
+	defer q.dbMu.Unlock()
+	_ = guarded(func() error { return q.db.Close() })
+	res, err := salvageFile(q.cfg.Path, q.opts, q.logger)
+	if err != nil {
+		q.logger.Error("buffer: salvage failed", "err", err)
+	}
+	ld, err := q.openLoad()
+	if err != nil {
+		q.logger.Error("buffer: reopening after salvage failed; appends will fail until restart", "err", err)
+		return
+	}
+	q.stats.Salvaged += res.Batches
+	q.lastSeq = max(q.lastSeq, ld.lastSeq)
+	q.batches, q.metrics, q.bytes = ld.batches+len(q.mem), ld.metrics, ld.bytes+q.memBytes
+	for _, r := range q.mem {
+		q.metrics += int64(r.metrics)
+	}
+	for _, s := range ld.bad {
+		q.skip[s] = struct{}{}
+		q.quarantine = append(q.quarantine, s)
+	}
+	q.broadcast()
 }

@@ -131,28 +131,8 @@ func (q *Queue) compact() error {
 		return err
 	}
 
-	q.dbMu.Lock()
-	defer q.dbMu.Unlock()
-	if err := q.db.Close(); err != nil {
-		q.logger.Warn("buffer: closing the old file for compaction", "err", err)
-	}
-	renameErr := os.Rename(tmp, path)
-	if renameErr == nil {
-		syncDir(dirOf(path))
-	} else {
-		_ = os.Remove(tmp)
-	}
-	db, err := bolt.Open(path, 0o600, q.opts)
-	if err != nil {
-		// Nothing sensible is left to do here: report it on every call.
-		q.logger.Error("buffer: reopening after compaction failed", "path", path, "err", err)
-		return fmt.Errorf("buffer: reopen after compaction: %w", err)
-	}
-	q.db = db
-	dropPageCache(db)
-	if renameErr != nil {
-		q.logger.Warn("buffer: compaction could not swap the file in", "err", renameErr)
-		return renameErr
+	if err := q.swapIn(tmp, path); err != nil {
+		return err
 	}
 	after, _ := os.Stat(path)
 	q.mu.Lock()
@@ -168,6 +148,34 @@ func (q *Queue) compact() error {
 	}
 	q.logger.Info("buffer: compacted", "path", path, "batches", copied, "bytes_before", oldSize, "bytes_after", newSize,
 		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// swapIn closes the file, renames tmp over it and reopens it. It holds dbMu
+// but never mu (Next holds mu while it waits for dbMu).
+func (q *Queue) swapIn(tmp, path string) error {
+	q.dbMu.Lock()
+	defer q.dbMu.Unlock()
+	if err := q.db.Close(); err != nil {
+		q.logger.Warn("buffer: closing the old file for compaction", "err", err)
+	}
+	renameErr := os.Rename(tmp, path)
+	if renameErr == nil {
+		syncDir(dirOf(path))
+	} else {
+		_ = os.Remove(tmp)
+	}
+	db, err := bolt.Open(path, 0o600, q.opts)
+	if err != nil {
+		q.logger.Error("buffer: reopening after compaction failed", "path", path, "err", err)
+		return fmt.Errorf("buffer: reopen after compaction: %w", err)
+	}
+	q.db = db
+	dropPageCache(db)
+	if renameErr != nil {
+		q.logger.Warn("buffer: compaction could not swap the file in", "err", renameErr)
+		return renameErr
+	}
 	return nil
 }
 

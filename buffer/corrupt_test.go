@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -265,5 +266,34 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		<-time.After(5 * time.Millisecond)
+	}
+}
+
+// TestDamagedWhileRunning overwrites the file's pages under an open queue:
+// the queue must not crash; it moves the file aside, salvages, and goes on.
+func TestDamagedWhileRunning(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	q := openTest(t, cfg)
+	appendIDs(t, q, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	f, err := os.OpenFile(cfg.Path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	junk := bytes.Repeat([]byte{0xAB}, int(fi.Size())-2*cfg.PageSize)
+	if _, err := f.WriteAt(junk, int64(2*cfg.PageSize)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	q.Next(ctx, 10) // finds the damage (or finds nothing); must not crash
+	cancel()
+	if _, err := q.Append(context.Background(), buffertest.Payload(11, 10, 80), 10); err != nil {
+		t.Fatalf("Append after the file was damaged: %v", err)
+	}
+	waitFor(t, func() bool { m, _ := filepath.Glob(cfg.Path + ".corrupt-*"); return len(m) == 1 }, "the damaged file to be moved aside")
+	got := nextIDs(t, q, 100)
+	if !slices.Contains(got, 11) {
+		t.Fatalf("after salvage Next got %v, want it to include the new batch 11", got)
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,12 +95,13 @@ type Queue struct {
 	dbMu sync.RWMutex // write-held only while the file is swapped (compaction)
 	db   *bolt.DB
 
-	wake       chan struct{} // to the commit loop
-	compactReq chan chan error
-	stop       chan struct{} // closed by Close
-	loopDone   chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	wake        chan struct{} // to the commit loop
+	needRecover atomic.Bool   // a reader found the file damaged
+	compactReq  chan chan error
+	stop        chan struct{} // closed by Close
+	loopDone    chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
 
 	mu            sync.Mutex
 	closed        bool
@@ -346,6 +349,11 @@ func (q *Queue) Next(ctx context.Context, max int) ([]Batch, error) {
 		out, wait, err := q.collect(max)
 		notify := q.notify
 		q.mu.Unlock()
+		if errors.Is(err, ErrCorrupt) {
+			// the commit loop salvages the file and wakes us
+			q.logger.Error("buffer: read failed; the file will be salvaged", "err", err)
+			out, err = nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -379,6 +387,18 @@ func (q *Queue) Next(ctx context.Context, max int) ([]Batch, error) {
 func (q *Queue) collect(max int) (out []Batch, wait time.Duration, err error) {
 	q.dbMu.RLock()
 	defer q.dbMu.RUnlock()
+	// A file damaged under us must not take the caller down: a fault in the
+	// mmap becomes a panic, the panic an error, and the commit loop salvages.
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if p := recover(); p != nil {
+			out, wait = nil, 0
+			err = corruptf("reading batches: %v", p)
+			q.needRecover.Store(true)
+			q.kick()
+		}
+	}()
 	err = q.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBatches)
 		// nacked first, oldest first
