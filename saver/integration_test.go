@@ -638,3 +638,44 @@ func TestRollups(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+// SIGTERM while Elasticsearch is down: Run returns (bounded by
+// rebalance_drain and shutdown_timeout), commits nothing it did not store,
+// and the next saver stores everything.
+func TestSaverShutdownWhileESDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	es.needFaults(t)
+	cfg := testConfig(k.Addr(), es.url)
+	cfg.Kafka.RebalanceDrain = confkit.Duration(2 * time.Second)
+	cfg.ShutdownTimeout = confkit.Duration(3 * time.Second)
+	rs := startSaver(t, cfg)
+	waitFor(t, 30*time.Second, "templates installed", func() (bool, string) {
+		rs.s.mu.Lock()
+		defer rs.s.mu.Unlock()
+		return rs.s.joined, "not joined"
+	})
+	es.dev.SetFaults(devstack.ESFaults{Unavailable: true})
+	ms := genMetrics(5000, time.Now().UTC(), "term-")
+	produce(t, k.Addr(), metricRecords(ms))
+	waitFor(t, 30*time.Second, "bulk failures", func() (bool, string) {
+		n := rs.counter(rs.s.m.bulks.WithLabelValues("error"))
+		return n >= 3, fmt.Sprintf("%v failed bulks", n)
+	})
+	start := time.Now()
+	rs.stop(t) // fails the test if Run does not return within 60 s
+	t.Logf("shutdown with ES down took %s (rebalance_drain 2s, shutdown_timeout 3s)", time.Since(start).Round(time.Millisecond))
+	if c, _ := committed(t, k.Addr(), "falconet-saver"); c != 0 {
+		t.Fatalf("committed %d offsets with nothing stored, want 0", c)
+	}
+	es.dev.SetFaults(devstack.ESFaults{})
+	startSaver(t, testConfig(k.Addr(), es.url))
+	waitFor(t, 60*time.Second, "every record committed by the next saver", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(ms)), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	es.checkStored(t, ms)
+}
