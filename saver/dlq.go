@@ -3,8 +3,10 @@ package saver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -26,6 +28,38 @@ type deadLetters struct {
 	logger   *slog.Logger
 	retry    func(ctx context.Context, attempt int) bool
 	in       chan dlqItem
+
+	mu           sync.Mutex
+	failingSince time.Time
+	lastErr      error
+}
+
+func (d *deadLetters) setFailing(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failingSince.IsZero() {
+		d.failingSince = time.Now()
+	}
+	d.lastErr = err
+	d.m.dlqUp.Set(0)
+}
+
+func (d *deadLetters) setOK() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failingSince, d.lastErr = time.Time{}, nil
+	d.m.dlqUp.Set(1)
+}
+
+// health is an error while dead-letter produces have failed for longer
+// than grace: the partitions with a dead letter cannot commit past it.
+func (d *deadLetters) health(grace time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.failingSince.IsZero() && time.Since(d.failingSince) > grace {
+		return fmt.Errorf("dead-letter topic %s failing for %s: %v", d.topic, time.Since(d.failingSince).Round(time.Second), d.lastErr)
+	}
+	return nil
 }
 
 func newDeadLetters(topic string, producer sarama.SyncProducer, m *metrics, logger *slog.Logger, retry func(context.Context, int) bool) *deadLetters {
@@ -88,8 +122,10 @@ func (d *deadLetters) produce(ctx context.Context, items []dlqItem) bool {
 		}
 		err := d.producer.SendMessages(msgs)
 		if err == nil {
+			d.setOK()
 			break
 		}
+		d.setFailing(err)
 		var perrs sarama.ProducerErrors
 		if errors.As(err, &perrs) && len(perrs) < len(msgs) {
 			// Resend only the failed ones; the others are in Kafka.

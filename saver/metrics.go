@@ -12,7 +12,9 @@ type metrics struct {
 	bulkSeconds prometheus.Histogram
 	inflight    prometheus.Gauge
 	esUp        prometheus.Gauge
-	commits     *prometheus.CounterVec
+	commits     prometheus.Counter
+	kafkaErrors prometheus.Counter
+	dlqUp       prometheus.Gauge
 	retention   prometheus.Counter
 	rollupWins  prometheus.Counter
 	rollupDocs  prometheus.Counter
@@ -39,8 +41,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bulk requests being written (including their retries)."}),
 		esUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "falconet_saver_elasticsearch_up",
 			Help: "1 when the last bulk request got an answer, 0 while they fail."}),
-		commits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falconet_saver_offset_commits_total",
-			Help: "Offset commits by result."}, []string{"result"}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_saver_offset_commits_total",
+			Help: "Offset commit rounds (failures show in falconet_saver_kafka_errors_total)."}),
+		kafkaErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_saver_kafka_errors_total",
+			Help: "Errors the consumer group reported (failed commits, fetch errors)."}),
+		dlqUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "falconet_saver_dead_letter_up",
+			Help: "1 when the last dead-letter produce succeeded, 0 while they fail."}),
 		retention: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_saver_retention_deleted_indices_total",
 			Help: "Indices deleted by retention."}),
 		rollupWins: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_saver_rollup_windows_total",
@@ -52,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.consumed, m.stored, m.duplicates, m.deadLetters, m.bulks, m.itemRetries, m.bulkSeconds,
-			m.inflight, m.esUp, m.commits, m.retention, m.rollupWins, m.rollupDocs, m.rollupLate)
+			m.inflight, m.esUp, m.commits, m.kafkaErrors, m.dlqUp, m.retention, m.rollupWins, m.rollupDocs, m.rollupLate)
 	}
 	return m
 }

@@ -193,7 +193,7 @@ func (s *Saver) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for err := range s.group.Errors() {
-			s.m.commits.WithLabelValues("error").Inc()
+			s.m.kafkaErrors.Inc()
 			s.logger.Warn("kafka consumer group error", "err", err)
 		}
 	}()
@@ -264,9 +264,12 @@ func (s *Saver) Close() error {
 }
 
 // Health is nil while the saver works, or why it does not: Elasticsearch
-// failing for more than a minute.
+// or the dead-letter topic failing for more than a minute.
 func (s *Saver) Health() error {
-	return s.writer.health(time.Minute)
+	if err := s.writer.health(time.Minute); err != nil {
+		return err
+	}
+	return s.dlq.health(time.Minute)
 }
 
 // caughtUp reports whether this saver has stored (nearly) everything in its
