@@ -449,3 +449,33 @@ func TestESKill9(t *testing.T) {
 	expect(t, env.must(200, "GET", "/k-1/_count", ""), "count", acked)
 	expect(t, env.must(200, "GET", "/k-1/_doc/last", ""), "_source.n", -1)
 }
+
+// Reference: "Update index settings API" (dynamic settings, null resets,
+// static settings rejected) and "Index blocks" (write, read_only_allow_delete:
+// the flood-stage disk block, 429 per bulk item, deletes still allowed).
+func TestESUpdateSettingsAndBlocks(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("blk")
+	env.must(200, "PUT", "/"+ix, "")
+	env.must(200, "PUT", "/"+ix+"/_settings", `{"index":{"number_of_replicas":0}}`)
+	h := env.must(200, "GET", "/_cluster/health/"+ix, "")
+	expect(t, h, "status", "green")
+	r := env.must(400, "PUT", "/"+ix+"/_settings", `{"index":{"number_of_shards":3}}`)
+	expect(t, r, "error.type", "illegal_argument_exception")
+	env.must(201, "PUT", "/"+ix+"/_doc/1?refresh=true", `{"a":1}`)
+	env.must(200, "PUT", "/"+ix+"/_settings", `{"index.blocks.read_only_allow_delete":true}`)
+	r = env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\""+ix+"\",\"_id\":\"2\"}}\n{\"a\":2}\n{\"delete\":{\"_index\":\""+ix+"\",\"_id\":\"1\"}}\n")
+	expect(t, r, "errors", true)
+	expect(t, r, "items.0.index.status", 429)
+	expect(t, r, "items.0.index.error.type", "cluster_block_exception")
+	expect(t, r, "items.1.delete.status", 200)
+	env.must(200, "PUT", "/"+ix+"/_settings", `{"index.blocks.read_only_allow_delete":null,"index.blocks.write":true}`)
+	r = env.must(403, "PUT", "/"+ix+"/_doc/3", `{"a":3}`)
+	expect(t, r, "error.type", "cluster_block_exception")
+	env.must(200, "PUT", "/"+ix+"/_settings", `{"index":{"blocks":{"write":null}}}`)
+	env.must(201, "PUT", "/"+ix+"/_doc/3", `{"a":3}`)
+	s := env.must(200, "GET", "/"+ix+"/_settings", "")
+	if get(s, ix+".settings.index.blocks") != nil {
+		t.Fatalf("blocks not reset: %v", get(s, ix+".settings.index"))
+	}
+}

@@ -496,7 +496,11 @@ func (s *Server) executeWrites(ops []*writeOp, policy refreshPolicy, injectRejec
 			}
 		}
 		ix.mu.Lock()
-		results[i] = s.apply(ix, op, wb)
+		if e := ix.writeBlock(op.action == "delete"); e != nil {
+			results[i] = opResult{Index: op.index, Type: "_doc", ID: op.id, Status: e.Status, Error: e.object(), err: e}
+		} else {
+			results[i] = s.apply(ix, op, wb)
+		}
 		ix.mu.Unlock()
 		touched[ix] = true
 	}

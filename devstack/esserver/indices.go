@@ -74,6 +74,7 @@ func normalizeSettings(in map[string]any) (map[string]string, *esError) {
 			return nil, errIllegalArgument("unknown setting [%s] please check that any required plugins are installed, or check the breaking changes documentation for removed settings", k)
 		}
 		switch {
+		case v == "": // null: back to the default (update settings API)
 		case strings.HasPrefix(kind, "int>="):
 			min, _ := strconv.Atoi(kind[5:])
 			n, err := strconv.Atoi(v)
@@ -859,6 +860,92 @@ func (s *Server) handleRefresh(rq *request) *esError {
 		total += ix.setting("number_of_shards", 1)
 	}
 	return s.ok(rq, 200, map[string]any{"_shards": map[string]any{"total": total * 2, "successful": total, "failed": 0}})
+}
+
+// staticSettings cannot change on an open index.
+var staticSettings = map[string]bool{"index.number_of_shards": true, "index.codec": true, "index.number_of_routing_shards": true,
+	"index.hidden": false}
+
+// handlePutSettings updates dynamic index settings ("Update index settings
+// API"); null resets a setting to its default.
+func (s *Server) handlePutSettings(rq *request) *esError {
+	if e := rq.allow("timeout", "master_timeout", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "preserve_existing", "flat_settings"); e != nil {
+		return e
+	}
+	body, e := decodeBody(rq.body, "update settings")
+	if e != nil {
+		return e
+	}
+	if body == nil {
+		return errValidation("no settings to update")
+	}
+	if inner, ok := body["settings"].(map[string]any); ok && len(body) == 1 {
+		body = inner
+	}
+	upd, e := normalizeSettings(body)
+	if e != nil {
+		return e
+	}
+	preserve, _ := rq.boolParam("preserve_existing", false)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{})
+	if e != nil {
+		return e
+	}
+	var static []string
+	for k := range upd {
+		if staticSettings[k] {
+			static = append(static, k)
+		}
+	}
+	if len(static) > 0 {
+		sort.Strings(static)
+		return errIllegalArgument("Can't update non dynamic settings [[%s]] for open indices [[%s]]", strings.Join(static, ", "), strings.Join(names, ", "))
+	}
+	wb := &writeBatch{}
+	for _, n := range names {
+		ix := s.indices[n]
+		ix.mu.Lock()
+		for k, v := range upd {
+			if _, exists := ix.settings[k]; exists && preserve {
+				continue
+			}
+			if v == "" {
+				delete(ix.settings, k)
+			} else {
+				ix.settings[k] = v
+			}
+		}
+		ix.refreshEvery = time.Second
+		if ri, ok := ix.settings["index.refresh_interval"]; ok {
+			if d, err := parseTimeValue(ri); err == nil {
+				ix.refreshEvery = d
+			}
+		}
+		ix.mu.Unlock()
+		wb.meta(ix)
+	}
+	if err := s.st.apply(wb); err != nil {
+		return storeErr(err)
+	}
+	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+}
+
+// writeBlock returns the exception for a write to an index with a block
+// ("Index blocks"), or nil.
+func (ix *index) writeBlock(isDelete bool) *esError {
+	switch {
+	case ix.settings["index.blocks.read_only"] == "true":
+		return newErr(http.StatusForbidden, "cluster_block_exception", "index [%s] blocked by: [FORBIDDEN/5/index read-only (api)];", ix.name)
+	case ix.settings["index.blocks.write"] == "true":
+		return newErr(http.StatusForbidden, "cluster_block_exception", "index [%s] blocked by: [FORBIDDEN/8/index write (api)];", ix.name)
+	case ix.settings["index.blocks.read_only_allow_delete"] == "true" && !isDelete:
+		return newErr(http.StatusTooManyRequests, "cluster_block_exception", "index [%s] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];", ix.name)
+	}
+	return nil
 }
 
 // handleFlush answers the flush API: every acknowledged write is already

@@ -732,7 +732,13 @@ func (s *Server) route(rq *request) *esError {
 		}
 	case "_settings":
 		if len(p) == 2 {
-			return need(s.handleGetSettings, "GET")
+			switch m {
+			case "GET":
+				return s.handleGetSettings(rq)
+			case "PUT":
+				return s.handlePutSettings(rq)
+			}
+			return methodNotAllowed(rq, "GET", "PUT")
 		}
 	case "_doc":
 		if len(p) == 2 {
