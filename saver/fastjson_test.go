@@ -1,6 +1,7 @@
 package saver
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"math"
@@ -62,6 +63,44 @@ func FuzzDecodeCanonical(f *testing.F) {
 		}
 		if !sameMetric(fast, slow) {
 			t.Fatalf("%q: fast %+v, json.Unmarshal %+v", data, fast, slow)
+		}
+	})
+}
+
+// FuzzDecodeRecord: any record value either goes to the dead-letter topic
+// with a reason, or becomes two valid JSON bulk lines naming its day's
+// index and its id.
+func FuzzDecodeRecord(f *testing.F) {
+	for _, rec := range benchRecords(3, time.Unix(1764072000, 0)) {
+		f.Add(rec)
+	}
+	f.Add([]byte(`{"endpoint":"h","metric":"m","value":"1.5","timestamp":1764072000,"step":60,"counterType":"GAUGE","tags":"a=b,c=d"}`))
+	f.Add([]byte(`{"endpoint":"h","name":"m","value":1,"timestamp":1764072000000,"precision":"ms","type":"COUNTER","tags":{"a.b":"\u00e9"}}`))
+	f.Add([]byte(`[{"endpoint":"h"}]`))
+	now := time.Unix(1764072000, 0)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, reason, err := decodeRecord(data, now, 10*time.Minute, 30)
+		if (reason == "") != (err == nil) {
+			t.Fatalf("reason %q with err %v", reason, err)
+		}
+		if err != nil {
+			return
+		}
+		b, docOff, err := appendBulkItem(nil, "create", &m)
+		if err != nil {
+			return // AppendJSON refuses (it validates less than Validate): dead-lettered as invalid
+		}
+		lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+		if len(lines) != 2 || docOff != len(lines[0])+1 {
+			t.Fatalf("%q: bulk item %q is not two lines", data, b)
+		}
+		for _, l := range lines {
+			if !json.Valid(l) {
+				t.Fatalf("%q: bulk line %q is not valid JSON", data, l)
+			}
+		}
+		if !bytes.Contains(lines[0], []byte(`"_index":"falconet-metrics-`+m.Day()+`","_id":"`+m.DocID()+`"`)) {
+			t.Fatalf("%q: action %q", data, lines[0])
 		}
 	})
 }
