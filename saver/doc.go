@@ -37,7 +37,17 @@
 // by reading the raw documents back (so a restart or several savers never
 // produce a partial rollup), into falconet-rollup-<step>-YYYY.MM with
 // deterministic ids; a document stored late (within rollup.lateness) into a
-// window already computed makes the saver compute it again.
+// window already computed makes the saver compute it again. Windows wait
+// while the saver is behind on its partitions, so catching up a backlog does
+// not produce rollups of data still in Kafka.
+//
+// # Operations
+//
+// /healthz fails when Elasticsearch or the dead-letter topic has been failing
+// for more than a minute; falconet_saver_lag_records is how far behind the
+// saver is. A whole bulk request that Elasticsearch keeps refusing (413 from a
+// proxy with a smaller body limit than bulk_bytes, a 400 for the request) is
+// retried forever with back-off rather than dropped: lower bulk_bytes.
 //
 // # Shutdown
 //
