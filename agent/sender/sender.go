@@ -209,6 +209,9 @@ func (s *Sender) Run(ctx context.Context) error {
 			}
 			if res.welcomed {
 				if res.err != nil {
+					// Try the others first: a relay whose link just died
+					// would only cost a dial timeout.
+					s.avoidRelay(addr, s.cfg.BackoffMax, nil)
 					s.log.Warn("connection to relay ended", "relay", addr, "acked_batches", res.acked, "err", res.err)
 				} else {
 					s.log.Info("connection to relay ended", "relay", addr, "acked_batches", res.acked, "reason", res.reason)
