@@ -108,6 +108,13 @@ func BenchmarkDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 		el := time.Since(start).Seconds()
+		b.StopTimer()
+		cfg := buffer.DefaultConfig()
+		cfg.Path = findDB(b)
+		if r, err := buffer.Inspect(cfg.Path, time.Second); err != nil || r.Batches != 0 {
+			b.Fatalf("after the drain the file holds %d batches (%v), want 0", r.Batches, err)
+		}
+		b.StartTimer()
 		b.ReportMetric(float64(st.Bytes)/el/1e6, "MB/s")
 		b.ReportMetric(float64(st.Metrics)/el, "metrics/s")
 	}

@@ -98,7 +98,7 @@ func (q *Queue) housekeeping() {
 	q.mu.Lock()
 	memWaiting := len(q.mem) > 0
 	q.mu.Unlock()
-	if memWaiting || q.cfg.MaxAge > 0 {
+	if memWaiting || q.oldestTooOld() {
 		q.commitOnce(true)
 	}
 	q.logDrops(false)
@@ -242,6 +242,12 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		return 0
 	}
 	q.m.commits.Inc()
+	// bbolt reads the previous version of each page it rewrites through its
+	// mmap: drop those pages from our RSS now and then.
+	if q.writtenSinceDrop += addBytes; q.writtenSinceDrop > dropEvery {
+		q.writtenSinceDrop = 0
+		_ = q.view(func(tx *bolt.Tx) error { dropMapped(tx); return nil })
+	}
 	q.mu.Lock()
 	if len(mem) > 0 {
 		q.logger.Info("buffer: disk has space again; batches held in memory are now on disk", "batches", len(mem))
@@ -352,6 +358,20 @@ func (q *Queue) holdInMemory(reqs []*appendReq, seq uint64, acks, quar []uint64,
 		q.metrics += int64(m)
 		q.bytes += size
 	}
+	// batches acked while held in memory need not wait for the disk
+	kept := q.mem[:0]
+	for _, r := range q.mem {
+		if _, acked := q.skip[r.seq]; acked {
+			size := int64(keyLen + len(r.value))
+			q.memBytes -= size
+			q.batches--
+			q.metrics -= int64(r.metrics)
+			q.bytes -= size
+			continue
+		}
+		kept = append(kept, r)
+	}
+	q.mem = kept
 	var dropB, dropM uint64
 	for q.memBytes > q.cfg.MemoryBytes && len(q.mem) > 1 {
 		r := q.mem[0]
@@ -470,4 +490,33 @@ func (q *Queue) recoverInPlace(cause error) {
 		q.quarantine = append(q.quarantine, s)
 	}
 	q.broadcast()
+}
+
+// oldestTooOld reports whether the oldest stored batch is past max_age.
+func (q *Queue) oldestTooOld() bool {
+	if q.cfg.MaxAge <= 0 {
+		return false
+	}
+	old := false
+	_ = q.view(func(tx *bolt.Tx) error {
+		if k, v := tx.Bucket(bucketBatches).Cursor().First(); k != nil {
+			_, appended, err := decodeRecordHeader(v)
+			old = err == nil && time.Since(time.Unix(0, appended)) > q.cfg.MaxAge
+		}
+		return nil
+	})
+	return old
+}
+
+// view runs a read transaction on the loop goroutine, where faults are
+// already panics; a panic becomes an ErrCorrupt error.
+func (q *Queue) view(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: panic in read: %v", ErrCorrupt, p)
+		}
+	}()
+	q.dbMu.RLock()
+	defer q.dbMu.RUnlock()
+	return q.db.View(fn)
 }

@@ -55,6 +55,9 @@ func (q *Queue) openLoad() (loaded, error) {
 		}
 		rep, werr := walkFile(lf, q.cfg.VerifyOnOpen, false)
 		unlockFile(lf)
+		if rep != nil && rep.bytes > 64<<20 {
+			debug.FreeOSMemory() // the walk read the whole file through short-lived buffers
+		}
 		if werr != nil {
 			return ld, werr
 		}

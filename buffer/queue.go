@@ -103,31 +103,32 @@ type Queue struct {
 	closeOnce   sync.Once
 	closeErr    error
 
-	mu            sync.Mutex
-	closed        bool
-	notify        chan struct{} // closed and replaced when batches become available
-	pending       []*appendReq
-	group         *commitGroup
-	pendingAcks   []uint64
-	quarantine    []uint64            // seqs whose records failed their CRC
-	skip          map[uint64]struct{} // acked or quarantined, delete not yet committed
-	inflight      map[uint64]struct{}
-	nacked        map[uint64]struct{}
-	cursor        uint64 // next seq of the oldest-first stream
-	liveFrom      uint64 // 0: live mode; else backfill and seqs >= liveFrom are live
-	liveCursor    uint64
-	tokens        float64
-	tokensAt      time.Time
-	lastSeq       uint64
-	batches       int
-	metrics       int64
-	bytes         int64
-	readSinceDrop int         // payload bytes handed out since the last dropMapped
-	mem           []memRecord // the disk is full: newest batches, seq order
-	memBytes      int64
-	diskFull      bool
-	stats         Stats // counters only: Dropped*, Quarantined, Compactions, Salvaged
-	dropLog       struct {
+	mu               sync.Mutex
+	closed           bool
+	notify           chan struct{} // closed and replaced when batches become available
+	pending          []*appendReq
+	group            *commitGroup
+	pendingAcks      []uint64
+	quarantine       []uint64            // seqs whose records failed their CRC
+	skip             map[uint64]struct{} // acked or quarantined, delete not yet committed
+	inflight         map[uint64]struct{}
+	nacked           map[uint64]struct{}
+	cursor           uint64 // next seq of the oldest-first stream
+	liveFrom         uint64 // 0: live mode; else backfill and seqs >= liveFrom are live
+	liveCursor       uint64
+	tokens           float64
+	tokensAt         time.Time
+	lastSeq          uint64
+	batches          int
+	metrics          int64
+	bytes            int64
+	readSinceDrop    int         // payload bytes handed out since the last dropMapped
+	writtenSinceDrop int64       // bytes committed since the last dropMapped (commit loop only)
+	mem              []memRecord // the disk is full: newest batches, seq order
+	memBytes         int64
+	diskFull         bool
+	stats            Stats // counters only: Dropped*, Quarantined, Compactions, Salvaged
+	dropLog          struct {
 		batches, metrics uint64
 		reason           string
 		last             time.Time
@@ -543,6 +544,10 @@ func (q *Queue) scan(b *bolt.Bucket, out []Batch, from, until uint64, max int, b
 			from = r.seq + 1
 			continue
 		}
+		if _, gone := q.skip[r.seq]; gone {
+			from = r.seq + 1
+			continue
+		}
 		if budget != nil && !budget(len(r.value)) {
 			break
 		}
@@ -614,6 +619,14 @@ func (q *Queue) Stats() Stats {
 	}
 	q.dbMu.RLock()
 	defer q.dbMu.RUnlock()
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if p := recover(); p != nil {
+			q.needRecover.Store(true)
+			q.kick()
+		}
+	}()
 	_ = q.db.View(func(tx *bolt.Tx) error {
 		st.FileBytes = tx.Size()
 		c := tx.Bucket(bucketBatches).Cursor()
