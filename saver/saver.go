@@ -41,7 +41,6 @@ type Saver struct {
 	running  bool
 	closed   bool
 	joined   bool
-	closeErr error
 
 	claimsMu sync.Mutex
 	claims   map[int32]claimState // partitions owned now
