@@ -37,10 +37,10 @@ type Saver struct {
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
 
-	mu       sync.Mutex
-	running  bool
-	closed   bool
-	joined   bool
+	mu      sync.Mutex
+	running bool
+	closed  bool
+	joined  bool
 
 	claimsMu sync.Mutex
 	claims   map[int32]claimState // partitions owned now
