@@ -172,6 +172,6 @@ func BenchmarkESReopen(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "docs/s")
-		es.Close()
+		_ = es.Close()
 	}
 }

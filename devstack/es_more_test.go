@@ -54,9 +54,11 @@ func TestESTemplates(t *testing.T) {
 	if _, err := c.IndexPutIndexTemplate(p + "oli").BodyString(`{"index_patterns":["` + p + `oli-*"],"priority":3,"template":{"mappings":{"properties":{"x":{"type":"keyword"}}}}}`).Do(ctx(t)); err != nil {
 		t.Fatalf("IndexPutIndexTemplate: %v", err)
 	}
+	//nolint:staticcheck // the legacy _template API is in scope on purpose
 	if _, err := c.IndexPutTemplate(p + "olil").BodyString(`{"index_patterns":["` + p + `olil-*"],"mappings":{"properties":{"x":{"type":"keyword"}}}}`).Do(ctx(t)); err != nil {
 		t.Fatalf("IndexPutTemplate: %v", err)
 	}
+	//nolint:staticcheck // the legacy _template API is in scope on purpose
 	if ok, err := c.IndexTemplateExists(p + "olil").Do(ctx(t)); err != nil || !ok {
 		t.Fatalf("IndexTemplateExists: %v %v", ok, err)
 	}

@@ -60,7 +60,7 @@ func parseDateFormat(spec string) (*dateFormat, error) {
 		p := strings.TrimSpace(part)
 		switch {
 		case p == "":
-			return nil, fmt.Errorf("Invalid format: [%s]: empty format", spec)
+			return nil, reasonf("Invalid format: [%s]: empty format", spec)
 		case p == "epoch_millis":
 			f.parsers = append(f.parsers, dateParser{kind: dateEpochMillis, name: p})
 		case p == "epoch_second":
@@ -72,7 +72,7 @@ func parseDateFormat(spec string) (*dateFormat, error) {
 		default:
 			l, err := javaToGoLayout(p)
 			if err != nil {
-				return nil, fmt.Errorf("Invalid format: [%s]: %v", spec, err)
+				return nil, reasonf("Invalid format: [%s]: %v", spec, err)
 			}
 			f.parsers = append(f.parsers, dateParser{kind: dateLayout, layout: l, name: p})
 		}
@@ -136,7 +136,7 @@ func javaToGoLayout(p string) (string, error) {
 		case "X":
 			b.WriteString("Z07")
 		default:
-			return "", fmt.Errorf("Unknown pattern letter: %s", tok)
+			return "", reasonf("Unknown pattern letter: %s", tok)
 		}
 	}
 	return b.String(), nil
@@ -451,7 +451,7 @@ func parseTimeZone(s string) (*time.Location, error) {
 	}
 	loc, err := time.LoadLocation(s)
 	if err != nil {
-		return nil, fmt.Errorf("Unknown time-zone ID: %s", s)
+		return nil, reasonf("Unknown time-zone ID: %s", s)
 	}
 	return loc, nil
 }

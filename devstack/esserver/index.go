@@ -357,11 +357,7 @@ func (ix *index) liveSet() bitset {
 	return b
 }
 
-// docCount is the number of documents including unrefreshed changes, as
-// _cat/indices reports after a refresh.
-func (ix *index) docCount() int { return ix.live }
-
-func parseTimeValue(s string) (time.Duration, error) {
+func parseTimeValue(s string) (time.Duration, *esError) {
 	if s == "-1" {
 		return -1, nil
 	}

@@ -1,8 +1,6 @@
 package esserver
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -34,10 +32,10 @@ type jsonParser struct {
 
 const maxJSONDepth = 10000
 
-var errJSONEOF = errors.New("Unexpected end-of-input")
+var errJSONEOF = reasonErr("Unexpected end-of-input")
 
 func (p *jsonParser) errf(format string, args ...any) error {
-	return fmt.Errorf("[offset %d] "+format, append([]any{p.i}, args...)...)
+	return reasonf("[offset %d] "+format, append([]any{p.i}, args...)...)
 }
 
 func (p *jsonParser) ws() {

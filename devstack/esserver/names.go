@@ -41,35 +41,23 @@ func validateIndexName(name string) *esError {
 // globMatch matches Elasticsearch's simple wildcard patterns, where '*' is
 // the only special character (Regex.simpleMatch).
 func globMatch(pattern, s string) bool {
-	for {
-		i := strings.IndexByte(pattern, '*')
-		if i < 0 {
-			return pattern == s
-		}
-		if !strings.HasPrefix(s, pattern[:i]) {
-			return false
-		}
-		s = s[i:]
-		pattern = pattern[i+1:]
-		if pattern == "" {
-			return true
-		}
-		// try every position for the rest
-		j := strings.IndexByte(pattern, '*')
-		lit := pattern
-		if j >= 0 {
-			lit = pattern[:j]
-		}
-		if j < 0 {
-			return strings.HasSuffix(s, lit)
-		}
-		for k := 0; k+len(lit) <= len(s); k++ {
-			if strings.HasPrefix(s[k:], lit) && globMatch(pattern[len(lit):], s[k+len(lit):]) {
-				return true
-			}
-		}
+	i := strings.IndexByte(pattern, '*')
+	if i < 0 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, pattern[:i]) {
 		return false
 	}
+	rest, s := pattern[i+1:], s[i:]
+	if rest == "" {
+		return true
+	}
+	for k := 0; k <= len(s); k++ {
+		if globMatch(rest, s[k:]) {
+			return true
+		}
+	}
+	return false
 }
 
 type resolveOpts struct {

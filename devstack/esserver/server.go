@@ -108,7 +108,7 @@ func Start(cfg Config) (*Server, error) {
 		s.st = st
 		t0 := time.Now()
 		if err := s.loadAll(); err != nil {
-			st.close()
+			_ = st.close()
 			return nil, err
 		}
 		docs := 0
@@ -119,7 +119,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if err := s.StartListening(); err != nil {
 		if s.st != nil {
-			s.st.close()
+			_ = s.st.close()
 		}
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (s *Server) Close() error {
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
+			_ = srv.Close()
 		}
 		cancel()
 		<-ch
@@ -357,7 +357,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.CloseConns {
 			if hj, ok := w.(http.Hijacker); ok {
 				if c, _, err := hj.Hijack(); err == nil {
-					c.Close()
+					_ = c.Close()
 					return
 				}
 			}
@@ -443,7 +443,7 @@ func readBody(r *http.Request) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer zr.Close()
+		defer func() { _ = zr.Close() }()
 		rd = io.LimitReader(zr, maxBodySize+1)
 	}
 	b, err := io.ReadAll(rd)
@@ -484,8 +484,8 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	h.Set("Content-Length", fmt.Sprint(len(b)+1))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		w.Write(b)
-		w.Write([]byte{'\n'})
+		_, _ = w.Write(b)
+		_, _ = w.Write([]byte{'\n'})
 	}
 }
 
@@ -820,7 +820,7 @@ func (s *Server) handleHealth(rq *request) *esError {
 	if t := rq.param("timeout"); t != "" {
 		d, err := parseTimeValue(t)
 		if err != nil {
-			return err.(*esError)
+			return err
 		}
 		timeout = d
 	}

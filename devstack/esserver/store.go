@@ -57,7 +57,7 @@ func openStore(dir string) (*boltStore, error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("esserver: init %s: %w", dir, err)
 	}
 	return &boltStore{db: db}, nil

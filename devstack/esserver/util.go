@@ -1,13 +1,17 @@
 package esserver
 
 import (
-	"bytes"
-	"errors"
-	"io"
+	"fmt"
 )
 
-var errNotObject = errors.New("Malformed content, must start with an object")
+var errNotObject = reasonErr("Malformed content, must start with an object")
 
-var errTrailing = errors.New("Unexpected character: trailing content after the JSON value")
+var errTrailing = reasonErr("Unexpected character: trailing content after the JSON value")
 
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+// reasonErr is an error whose text is an Elasticsearch reason, worded (and
+// capitalized) as Elasticsearch words it.
+type reasonErr string
+
+func (r reasonErr) Error() string { return string(r) }
+
+func reasonf(format string, args ...any) error { return reasonErr(fmt.Sprintf(format, args...)) }
