@@ -137,10 +137,9 @@ func TestValidateNamesKey(t *testing.T) {
 
 // rawConn is a hand-driven agent connection for bad-input tests.
 type rawConn struct {
-	t  *testing.T
-	c  net.Conn
-	r  *wire.Reader
-	mu sync.Mutex
+	t *testing.T
+	c net.Conn
+	r *wire.Reader
 }
 
 func dialRaw(t *testing.T, addr string) *rawConn {
