@@ -41,23 +41,29 @@ func validateIndexName(name string) *esError {
 // globMatch matches Elasticsearch's simple wildcard patterns, where '*' is
 // the only special character (Regex.simpleMatch).
 func globMatch(pattern, s string) bool {
-	i := strings.IndexByte(pattern, '*')
-	if i < 0 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, pattern[:i]) {
-		return false
-	}
-	rest, s := pattern[i+1:], s[i:]
-	if rest == "" {
-		return true
-	}
-	for k := 0; k <= len(s); k++ {
-		if globMatch(rest, s[k:]) {
-			return true
+	// greedy matching with backtracking to the last '*': O(len(p)*len(s))
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case p < len(pattern) && pattern[p] == s[i]:
+			p++
+			i++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
 		}
 	}
-	return false
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }
 
 type resolveOpts struct {

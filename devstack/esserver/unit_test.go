@@ -85,7 +85,9 @@ func TestGlobMatch(t *testing.T) {
 		want bool
 	}{
 		{"a*", "abc", true}, {"*c", "abc", true}, {"a*c", "abc", true}, {"a*b*c", "aXbYc", true},
-		{"a*b*c", "aXbY", false}, {"abc", "abc", true}, {"abc", "abd", false}, {"*", "", true}, {"a*a", "a", false},
+		{"a*b*c", "aXbY", false}, {"abc", "abc", true}, {"abc", "abd", false}, {"*", "", true}, {"a*a", "a", false}, {"", "", true}, {"", "a", false}, {"**", "x", true},
+		{"*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false}, {"a*", "b", false},
+		{"fntest-*-x", "fntest-a-b-x", true}, {"*.keyword", "name.keyword", true},
 	}
 	for _, tc := range cases {
 		if got := globMatch(tc.p, tc.s); got != tc.want {
