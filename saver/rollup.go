@@ -207,6 +207,12 @@ func (r *rollupScheduler) runOnce(ctx context.Context) error {
 		}
 	}
 	var firstErr error
+	computed, docs := 0, 0
+	defer func() {
+		if computed > 0 {
+			r.logger.Info("rollups computed", "windows", computed, "docs", docs)
+		}
+	}()
 	for step, windows := range r.due() {
 		for i, ws := range windows {
 			n, err := ComputeRollup(ctx, r.es, step, ws, r.cfg.Elasticsearch.RequestTimeout.D())
@@ -223,6 +229,8 @@ func (r *rollupScheduler) runOnce(ctx context.Context) error {
 			}
 			r.m.rollupWins.Inc()
 			r.m.rollupDocs.Add(float64(n))
+			computed++
+			docs += n
 		}
 	}
 	return firstErr
