@@ -104,10 +104,15 @@ type rollupScheduler struct {
 	now    func() time.Time
 	// caughtUp gates computation (nil: always).
 	caughtUp func() (bool, string)
+	// leader reports whether this saver computes the scheduled windows
+	// (nil: always). Every saver computes the windows it saw late data for.
+	leader func() bool
 
 	mu        sync.Mutex
 	watermark map[time.Duration]int64          // windows starting before this are computed
 	dirty     map[time.Duration]map[int64]bool // computed windows that got late data
+	lookback  time.Duration
+	wasLeader bool
 }
 
 func newRollupScheduler(cfg *Config, es *elastic.Client, m *metrics, logger *slog.Logger, now func() time.Time) *rollupScheduler {
@@ -120,12 +125,21 @@ func newRollupScheduler(cfg *Config, es *elastic.Client, m *metrics, logger *slo
 		}
 		lookback += cfg.Rollup.Lateness.D() + cfg.Rollup.Delay.D()
 	}
-	start := now().Add(-lookback).Unix()
+	r.lookback = lookback
+	r.rewind()
 	for _, s := range cfg.Rollup.Steps {
-		r.watermark[s.D()] = WindowStart(start, s.D())
 		r.dirty[s.D()] = map[int64]bool{}
 	}
 	return r
+}
+
+// rewind sets every step's watermark lookback before now: those windows are
+// computed (again) at the next run.
+func (r *rollupScheduler) rewind() {
+	start := r.now().Add(-r.lookback).Unix()
+	for _, s := range r.cfg.Rollup.Steps {
+		r.watermark[s.D()] = WindowStart(start, s.D())
+	}
 }
 
 // stored is told the timestamps of documents just stored; a document in a
@@ -150,13 +164,20 @@ func (r *rollupScheduler) stored(timestamps []int64) {
 	}
 }
 
-// due returns the windows to compute now: closed windows past their delay
-// (advancing the watermark) and dirty ones.
-func (r *rollupScheduler) due() map[time.Duration][]int64 {
+// due returns the windows to compute now: dirty ones, and for the leader the
+// closed windows past their delay. Every saver advances its watermark with
+// the clock (late-data detection needs it); one that becomes leader rewinds
+// by the lookback first, so windows the previous leader may have missed are
+// computed (again: it is idempotent).
+func (r *rollupScheduler) due(leader bool) map[time.Duration][]int64 {
 	now := r.now().Unix()
 	delay := int64(r.cfg.Rollup.Delay.D() / time.Second)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if leader && !r.wasLeader {
+		r.rewind()
+	}
+	r.wasLeader = leader
 	out := map[time.Duration][]int64{}
 	for _, st := range r.cfg.Rollup.Steps {
 		step := st.D()
@@ -166,7 +187,9 @@ func (r *rollupScheduler) due() map[time.Duration][]int64 {
 		}
 		clear(r.dirty[step])
 		for ws := r.watermark[step]; ws+secs+delay <= now; ws += secs {
-			out[step] = append(out[step], ws)
+			if leader {
+				out[step] = append(out[step], ws)
+			}
 			r.watermark[step] = ws + secs
 		}
 	}
@@ -213,7 +236,7 @@ func (r *rollupScheduler) runOnce(ctx context.Context) error {
 			r.logger.Info("rollups computed", "windows", computed, "docs", docs)
 		}
 	}()
-	for step, windows := range r.due() {
+	for step, windows := range r.due(r.leader == nil || r.leader()) {
 		for i, ws := range windows {
 			n, err := ComputeRollup(ctx, r.es, step, ws, r.cfg.Elasticsearch.RequestTimeout.D())
 			if err != nil {

@@ -107,6 +107,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	if cfg.Rollup.Enabled {
 		s.rollups = newRollupScheduler(&s.cfg, es, s.m, logger, s.now)
 		s.rollups.caughtUp = s.caughtUp
+		s.rollups.leader = s.ownsPartitionZero
 		s.writer.onStored = s.rollups.stored
 	}
 	return s, nil
@@ -285,4 +286,13 @@ func (s *Saver) caughtUp() (bool, string) {
 		return false, fmt.Sprintf("%d records behind (limit %d)", lag, limit)
 	}
 	return true, ""
+}
+
+// ownsPartitionZero makes the saver that owns partition 0 the rollup leader:
+// exactly one member of the group at a time, no extra coordination.
+func (s *Saver) ownsPartitionZero() bool {
+	s.claimsMu.Lock()
+	defer s.claimsMu.Unlock()
+	_, ok := s.claims[0]
+	return ok
 }

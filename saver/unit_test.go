@@ -343,29 +343,29 @@ func TestRollupSchedulerDueAndLate(t *testing.T) {
 
 	// Lookback 10m from 10:02 -> windows from 09:50; 09:50 and 09:55 are
 	// closed past their delay.
-	if got, want := r.due()[step], []int64{at(9, 50), at(9, 55)}; !slices.Equal(got, want) {
+	if got, want := r.due(true)[step], []int64{at(9, 50), at(9, 55)}; !slices.Equal(got, want) {
 		t.Fatalf("due at 10:02 = %v, want %v", got, want)
 	}
-	if got := r.due()[step]; len(got) != 0 {
+	if got := r.due(true)[step]; len(got) != 0 {
 		t.Fatalf("due again = %v, want none", got)
 	}
 	now = base.Add(5*time.Minute + 29*time.Second)
-	if got := r.due()[step]; len(got) != 0 {
+	if got := r.due(true)[step]; len(got) != 0 {
 		t.Fatalf("due at 10:05:29 = %v, want none (delay 30s)", got)
 	}
 	now = base.Add(5*time.Minute + 30*time.Second)
-	if got, want := r.due()[step], []int64{at(10, 0)}; !slices.Equal(got, want) {
+	if got, want := r.due(true)[step], []int64{at(10, 0)}; !slices.Equal(got, want) {
 		t.Fatalf("due at 10:05:30 = %v, want %v", got, want)
 	}
 	// Late data: 09:57 (window 09:55, closed 10:00, lateness until 10:10)
 	// re-triggers; 09:51 (window 09:50, lateness ended 10:05) does not;
 	// 10:06 is in an open window.
 	r.stored([]int64{at(9, 57), at(9, 58), at(9, 51), at(10, 6)})
-	if got, want := r.due()[step], []int64{at(9, 55)}; !slices.Equal(got, want) {
+	if got, want := r.due(true)[step], []int64{at(9, 55)}; !slices.Equal(got, want) {
 		t.Fatalf("due after late data = %v, want %v", got, want)
 	}
 	r.redo(step, []int64{at(10, 0)})
-	if got, want := r.due()[step], []int64{at(10, 0)}; !slices.Equal(got, want) {
+	if got, want := r.due(true)[step], []int64{at(10, 0)}; !slices.Equal(got, want) {
 		t.Fatalf("due after redo = %v, want %v", got, want)
 	}
 }
@@ -377,5 +377,38 @@ func TestBackoff(t *testing.T) {
 		if d < want/2 || d > want {
 			t.Fatalf("backoff(attempt %d) = %s, want in [%s, %s]", attempt, d, want/2, want)
 		}
+	}
+}
+
+func TestRollupSchedulerLeader(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rollup.Enabled = true
+	cfg.Rollup.Steps = []confkit.Duration{confkit.Duration(5 * time.Minute)}
+	cfg.Rollup.Lateness = confkit.Duration(10 * time.Minute)
+	cfg.Rollup.Delay = confkit.Duration(0)
+	cfg.Rollup.Lookback = confkit.Duration(10 * time.Minute)
+	at := func(h, m int) int64 { return time.Date(2026, 11, 25, h, m, 0, 0, time.UTC).Unix() }
+	now := time.Unix(at(10, 0), 0)
+	r := newRollupScheduler(&cfg, nil, newMetrics(nil), nil, func() time.Time { return now })
+	step := 5 * time.Minute
+
+	// Not the leader: no scheduled windows, but the watermark moves, so
+	// late data it stores is recognised.
+	if got := r.due(false)[step]; len(got) != 0 {
+		t.Fatalf("non-leader due = %v, want none", got)
+	}
+	r.stored([]int64{at(9, 57)})
+	if got, want := r.due(false)[step], []int64{at(9, 55)}; !slices.Equal(got, want) {
+		t.Fatalf("non-leader due after late data = %v, want %v", got, want)
+	}
+	// Becoming leader at 10:12: rewinds 10 minutes (10:02 -> window 10:00)
+	// and computes the closed windows from there.
+	now = time.Unix(at(10, 12), 0)
+	if got, want := r.due(true)[step], []int64{at(10, 0), at(10, 5)}; !slices.Equal(got, want) {
+		t.Fatalf("new leader due = %v, want %v", got, want)
+	}
+	now = time.Unix(at(10, 15), 0)
+	if got, want := r.due(true)[step], []int64{at(10, 10)}; !slices.Equal(got, want) {
+		t.Fatalf("leader due = %v, want %v", got, want)
 	}
 }
