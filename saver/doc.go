@@ -59,8 +59,9 @@
 // # What it does not do
 //
 // The dead-letter topic is at-least-once: a record whose dead-letter write
-// raced with a crash or a rebalance can be there twice. Rollups are computed
-// by every saver that has them enabled (identical results, duplicated work).
+// raced with a crash or a rebalance can be there twice. Scheduled rollups are
+// computed by the group member that owns partition 0 (during a rebalance two
+// may briefly both compute: same ids, same results).
 // A metric re-sent with the same series and second but another value does
 // not replace the first with op_type "create"; use "index" for that.
 package saver
