@@ -292,6 +292,11 @@ func TestESFaults(t *testing.T) {
 		}
 		<-time.After(20 * time.Millisecond) // poll the condition again
 	}
+	// whole-request rejection: HTTP 429
+	env.must(200, "PUT", "/_falconet/faults", `{"reject_request_fraction":1}`)
+	r = env.must(429, "POST", "/_bulk", b.String())
+	expect(t, r, "error.type", "es_rejected_execution_exception")
+	env.must(200, "PUT", "/_falconet/faults", `{}`)
 	// olivere sees 429 items as failed items it may retry
 	es.SetFaults(ESFaults{RejectFraction: 1})
 	c := env.client()

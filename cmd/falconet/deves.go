@@ -22,12 +22,13 @@ func runDevES(ctx context.Context, args []string) error {
 	data := fs.String("data", "", "data directory (required unless -memory)")
 	memory := fs.Bool("memory", false, "keep everything in memory")
 	reject := fs.Float64("fault-reject", 0, "fault: fraction of bulk items answered 429 es_rejected_execution_exception")
+	rejectReq := fs.Float64("fault-reject-requests", 0, "fault: fraction of whole _bulk requests answered HTTP 429")
 	latency := fs.Duration("fault-latency", 0, "fault: latency added to every request")
 	unavailable := fs.Bool("fault-unavailable", false, "fault: every request answers 503")
 	closeConns := fs.Bool("fault-close-conns", false, "fault: close connections without answering")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: falconet dev-es -listen ADDR (-data DIR | -memory) [faults]\n"+
-			"Faults can also be set at run time: PUT /_falconet/faults {\"reject_fraction\":0.1,\"latency\":\"200ms\",\"unavailable\":false,\"close_conns\":false},\n"+
+			"Faults can also be set at run time: PUT /_falconet/faults {\"reject_fraction\":0.1,\"reject_request_fraction\":0,\"latency\":\"200ms\",\"unavailable\":false,\"close_conns\":false},\n"+
 			"POST /_falconet/go_away?duration=5s, or signals: SIGUSR1 stops listening, SIGUSR2 listens again.\n")
 		fs.PrintDefaults()
 	}
@@ -40,12 +41,15 @@ func runDevES(ctx context.Context, args []string) error {
 	if *reject < 0 || *reject > 1 {
 		return exitError{code: 2, msg: "dev-es: -fault-reject must be within [0, 1]"}
 	}
+	if *rejectReq < 0 || *rejectReq > 1 {
+		return exitError{code: 2, msg: "dev-es: -fault-reject-requests must be within [0, 1]"}
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "dev-es")
 	es, err := devstack.StartESServer(devstack.ESConfig{Listen: *listen, DataDir: *data, Memory: *memory, Logger: logger})
 	if err != nil {
 		return err
 	}
-	es.SetFaults(devstack.ESFaults{RejectFraction: *reject, Latency: *latency, Unavailable: *unavailable, CloseConns: *closeConns})
+	es.SetFaults(devstack.ESFaults{RejectFraction: *reject, RejectRequestFraction: *rejectReq, Latency: *latency, Unavailable: *unavailable, CloseConns: *closeConns})
 	logger.Info("dev-es listening", "url", es.URL(), "data", *data, "memory", *memory)
 	// SIGUSR1 stops listening (the "go away" fault), SIGUSR2 listens again
 	sigs := make(chan os.Signal, 1)

@@ -545,6 +545,10 @@ func (s *Server) handleBulk(rq *request) *esError {
 	if e != nil {
 		return e
 	}
+	if f := s.faults.Load().RejectRequestFraction; f > 0 && s.randFloat() < f {
+		return newErr(http.StatusTooManyRequests, "es_rejected_execution_exception",
+			"rejected execution of org.elasticsearch.transport.TransportService$4@1 on EsThreadPoolExecutor[name = %s/write, queue capacity = 10000, task = falconet dev-es fault]", nodeName)
+	}
 	results, e := s.executeWrites(ops, policy, true)
 	if e != nil {
 		return e

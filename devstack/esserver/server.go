@@ -51,6 +51,9 @@ type Faults struct {
 	Latency        time.Duration // added to every request
 	Unavailable    bool          // every request answers 503
 	CloseConns     bool          // hijack and close connections without answering
+	// RejectRequestFraction is the fraction of whole _bulk requests answered
+	// HTTP 429 es_rejected_execution_exception (a full write queue).
+	RejectRequestFraction float64
 }
 
 // ErrClosed is returned by methods of a closed Server.
@@ -899,14 +902,16 @@ func (s *Server) handleNodes(rq *request) *esError {
 }
 
 type adminFaults struct {
-	RejectFraction *float64 `json:"reject_fraction"`
-	Latency        *string  `json:"latency"`
-	Unavailable    *bool    `json:"unavailable"`
-	CloseConns     *bool    `json:"close_conns"`
+	RejectFraction        *float64 `json:"reject_fraction"`
+	RejectRequestFraction *float64 `json:"reject_request_fraction"`
+	Latency               *string  `json:"latency"`
+	Unavailable           *bool    `json:"unavailable"`
+	CloseConns            *bool    `json:"close_conns"`
 }
 
 func faultsJSON(f Faults) map[string]any {
-	return map[string]any{"reject_fraction": f.RejectFraction, "latency": f.Latency.String(), "unavailable": f.Unavailable, "close_conns": f.CloseConns}
+	return map[string]any{"reject_fraction": f.RejectFraction, "reject_request_fraction": f.RejectRequestFraction,
+		"latency": f.Latency.String(), "unavailable": f.Unavailable, "close_conns": f.CloseConns}
 }
 
 // handleAdmin serves dev-es's own endpoints (never faulted):
@@ -938,6 +943,12 @@ func (s *Server) handleAdmin(rq *request) *esError {
 				}
 				f.RejectFraction = *af.RejectFraction
 			}
+			if af.RejectRequestFraction != nil {
+				if *af.RejectRequestFraction < 0 || *af.RejectRequestFraction > 1 || math.IsNaN(*af.RejectRequestFraction) {
+					return errIllegalArgument("faults: reject_request_fraction must be within [0, 1]")
+				}
+				f.RejectRequestFraction = *af.RejectRequestFraction
+			}
 			if af.Latency != nil && *af.Latency != "" {
 				d, err := time.ParseDuration(*af.Latency)
 				if err != nil || d < 0 {
@@ -952,7 +963,7 @@ func (s *Server) handleAdmin(rq *request) *esError {
 				f.CloseConns = *af.CloseConns
 			}
 			s.SetFaults(f)
-			s.log.Info("dev-es faults set", "reject_fraction", f.RejectFraction, "latency", f.Latency, "unavailable", f.Unavailable, "close_conns", f.CloseConns)
+			s.log.Info("dev-es faults set", "reject_fraction", f.RejectFraction, "reject_request_fraction", f.RejectRequestFraction, "latency", f.Latency, "unavailable", f.Unavailable, "close_conns", f.CloseConns)
 			return s.ok(rq, 200, faultsJSON(f))
 		}
 		return methodNotAllowed(rq, "GET", "PUT", "POST")
