@@ -44,33 +44,17 @@ func (s *Server) serveLegacy(nc net.Conn) {
 		case <-stop:
 		}
 	}()
-	br := bufio.NewReaderSize(nc, 64<<10)
-	maxLine := int(s.cfg.Legacy.MaxLine)
-	var line []byte
+	lr := newLineReader(nc, int(s.cfg.Legacy.MaxLine))
 	for {
 		nc.SetReadDeadline(time.Now().Add(s.cfg.Legacy.IdleTimeout.D()))
-		chunk, err := br.ReadSlice('\n')
-		tooLong := false
-		line = append(line[:0], chunk...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			chunk, err = br.ReadSlice('\n')
-			if len(line)+len(chunk) > maxLine {
-				tooLong = true
-				line = line[:0]
-				continue
-			}
-			line = append(line, chunk...)
-		}
+		line, tooLong, err := lr.next()
 		if tooLong {
 			s.m.legacyLines.Inc()
 			s.m.legacyBadLines.Inc()
-			s.rl.log(s.log, "legacy-bad:"+hostOf(peer), slog.LevelWarn, "legacy line too long; skipped", "peer", peer, "max_line", maxLine)
+			s.rl.log(s.log, "legacy-bad:"+hostOf(peer), slog.LevelWarn, "legacy line too long; skipped", "peer", peer, "max_line", lr.max)
 		} else if len(bytes.TrimSpace(line)) > 0 {
 			s.m.legacyLines.Inc()
 			s.legacyLine(peer, line, stop)
-		}
-		if cap(line) > 1<<20 {
-			line = nil
 		}
 		if err != nil {
 			var ne net.Error
@@ -124,4 +108,41 @@ func truncate(b []byte, n int) string {
 		return string(b[:n]) + "…"
 	}
 	return string(b)
+}
+
+// lineReader splits a stream into newline-terminated lines of at most max
+// bytes (newline included); longer lines are skipped whole and reported.
+type lineReader struct {
+	br   *bufio.Reader
+	max  int
+	line []byte
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, min(max, 64<<10)), max: max}
+}
+
+// next returns the next line (valid until the following call), or tooLong
+// for a line over the limit (its bytes are dropped). err is the stream's
+// error; a final line without a newline is returned with it.
+func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
+	lr.line = lr.line[:0]
+	for {
+		chunk, err := lr.br.ReadSlice('\n')
+		if !tooLong {
+			if len(lr.line)+len(chunk) > lr.max {
+				tooLong = true
+				lr.line = lr.line[:0]
+			} else {
+				lr.line = append(lr.line, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if cap(lr.line) > 1<<20 {
+			defer func() { lr.line = nil }()
+		}
+		return lr.line, tooLong, err
+	}
 }
