@@ -5,7 +5,10 @@ package fault
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,19 +161,28 @@ func TestKafkaStop30s(t *testing.T) {
 		})
 }
 
-// 5. Elasticsearch stopped for 60 s: the saver keeps its offsets and resumes.
+// 5. Elasticsearch unavailable for 60 s in its three ways: half of the bulk
+// items answered 429 (20 s), every request 503 (20 s), then the server
+// stopped (20 s) and started again on the same data. The saver retries only
+// the rejected items, holds its offsets while ES is away, and loses nothing.
 func TestESDown60s(t *testing.T) {
-	outage(t, opts{}, row{Scenario: "ES down", Fault: "dev ES stopped 60 s"}, 60*time.Second,
+	outage(t, opts{}, row{Scenario: "ES 429 / 503 / down", Fault: "50% items 429 20 s, 503 20 s, stopped 20 s"}, 0,
 		func(c *cluster) {
+			c.esFaults(`{"reject_fraction":0.5}`)
+			time.Sleep(20 * time.Second) // the 429 phase
+			c.esFaults(`{"unavailable":true}`)
+			time.Sleep(20 * time.Second) // the 503 phase
 			if err := c.es.Stop(20 * time.Second); err != nil && c.es.Running() {
 				t.Fatal(err)
 			}
+			time.Sleep(20 * time.Second) // the stopped phase
 		},
 		func(c *cluster) {
 			if err := c.es.Restart(); err != nil {
 				t.Fatal(err)
 			}
 			c.waitTCP(c.core.Addr(esPort), c.es)
+			c.esFaults(`{}`) // a restart starts without faults; make sure
 		})
 }
 
@@ -223,8 +235,10 @@ func TestFlappingLink(t *testing.T) {
 // 8. The buffer cap is reached during a long outage: the oldest data is
 // dropped, exactly, and the counter says how much.
 func TestBufferCap(t *testing.T) {
-	const capBytes = "64KiB"
-	c := newCluster(t, opts{agents: 1, bufferMaxBytes: capBytes})
+	// 1MiB is the smallest cap the agent accepts; 50 series x 40 pushes/s
+	// (about 60 KB/s of buffer records) fill it in under 20 s.
+	const capBytes = "1MiB"
+	c := newCluster(t, opts{agents: 1, bufferMaxBytes: capBytes, series: 50, rate: 40})
 	c.startLoads()
 	c.waitWarm()
 	nd := c.agentN[0]
@@ -260,7 +274,7 @@ func TestBufferCap(t *testing.T) {
 	}
 	healed := time.Now()
 	dropped := int64(after - before)
-	r := row{Scenario: "buffer cap", Fault: fmt.Sprintf("max_bytes %s, link down %.0f s", capBytes, healed.Sub(down).Seconds()), Dropped: dropped}
+	r := row{Scenario: "buffer cap", Fault: fmt.Sprintf("max_bytes %s, 2000 metrics/s, link down %.0f s", capBytes, healed.Sub(down).Seconds()), Dropped: dropped}
 	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHealPartial(healed, drainLimit, int(dropped))
 	recs := c.stopLoads()
 	c.loads = nil
@@ -316,4 +330,24 @@ func TestBufferCap(t *testing.T) {
 		t.Logf("component logs:\n%s", c.tails())
 	}
 	addRow(r)
+}
+
+// esFaults sets dev-es's faults through its admin endpoint (never faulted
+// itself).
+func (c *cluster) esFaults(body string) {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPut, c.ES.URL+"/_falconet/faults", strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("dev-es faults %s: %v", body, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		c.t.Fatalf("dev-es faults %s: HTTP %d: %s", body, resp.StatusCode, msg)
+	}
 }

@@ -230,6 +230,8 @@ group = "falconet-saver"
 [elasticsearch]
 urls = [%q]
 retention_days = 30
+# Production default is 30s; the demo's live counts want 1s.
+refresh_interval = "1s"
 `, saverHTTP, kafkaAddr, d.state.ES))
 	if err != nil {
 		return err
