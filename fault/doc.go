@@ -26,7 +26,10 @@
 // to the drained backlog. TestMain writes the table to
 // $FALCONET_FAULT_REPORT (default /tmp/falconet-fault-report.md). Logs of
 // every process are kept under $FALCONET_FAULT_LOGS (default
-// /tmp/falconet-fault-logs/<test>) when a scenario fails.
+// /tmp/falconet-fault-logs/<test>; replaced by the next run).
+//
+// The saver runs with refresh_interval "1s" (its template's default is 30s)
+// so that the recovery times measure delivery, not Elasticsearch's refresh.
 //
 // Not done here: latency or loss emulation (no tc netem on these kernels).
 package fault
