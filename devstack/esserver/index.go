@@ -101,9 +101,12 @@ type column struct {
 	strs    []uint32 // dictionary ordinals
 	dict    []string
 	dictIdx map[string]uint32
-	multiI  map[int32][]int64
-	multiF  map[int32][]float64
-	multiS  map[int32][]uint32
+	// postings lists the documents of each dictionary term (keyword and
+	// text columns), so term queries cost O(matches), not O(documents).
+	postings [][]int32
+	multiI   map[int32][]int64
+	multiF   map[int32][]float64
+	multiS   map[int32][]uint32
 }
 
 func newColumn(typ string) *column {
@@ -121,6 +124,7 @@ func (c *column) term(s string) uint32 {
 	o := uint32(len(c.dict))
 	c.dict = append(c.dict, s)
 	c.dictIdx[s] = o
+	c.postings = append(c.postings, nil)
 	return o
 }
 
@@ -153,6 +157,7 @@ func (c *column) add(ord int32, v fieldValue) {
 		}
 	case colStr:
 		t := c.term(v.s)
+		c.postings[t] = append(c.postings[t], ord)
 		if first {
 			for int(ord) >= len(c.strs) {
 				c.strs = append(c.strs, 0)

@@ -575,21 +575,11 @@ func matchTerms(ec *evalCtx, field string, values []any) (bitset, *esError) {
 				}
 			}
 		}
-		if len(want) == 0 {
-			return b, nil
-		}
-		c.has.forEach(func(o int32) {
-			if want[c.strs[o]] {
+		for t := range want {
+			for _, o := range c.postings[t] {
 				b.set(o)
-				return
 			}
-			for _, t := range c.multiS[o] {
-				if want[t] {
-					b.set(o)
-					return
-				}
-			}
-		})
+		}
 	default:
 		var wantI []int64
 		var wantF []float64
@@ -696,13 +686,13 @@ func (q prefixQ) eval(ec *evalCtx) (bitset, *esError) {
 	if c == nil {
 		return b, nil
 	}
-	c.has.forEach(func(o int32) {
-		c.eachTerm(o, func(t uint32) {
-			if strings.HasPrefix(c.dict[t], q.prefix) {
+	for t, term := range c.dict {
+		if strings.HasPrefix(term, q.prefix) {
+			for _, o := range c.postings[t] {
 				b.set(o)
 			}
-		})
-	})
+		}
+	}
 	b.and(ec.live)
 	return b, nil
 }
