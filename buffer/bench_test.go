@@ -52,7 +52,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			q := benchQueue(b, 4<<30)
-			defer q.Close()
+			defer func() { _ = q.Close() }()
 			payload := benchPayload(b, 1)
 			b.SetBytes(int64(len(payload)))
 			var next atomic.Int64
@@ -163,7 +163,7 @@ func BenchmarkBacklogRSS(b *testing.B) {
 			}
 		}
 		cfg := buffer.DefaultConfig()
-		q.Close()
+		_ = q.Close()
 		cfg.Path = findDB(b)
 		q2, err := buffer.Open(cfg, nil, nil)
 		if err != nil {
@@ -172,7 +172,7 @@ func BenchmarkBacklogRSS(b *testing.B) {
 		anon, file := rssKB()
 		rss = append(rss, fmt.Sprintf("reopened:anon=%dMB,file=%dMB", anon/1024, file/1024))
 		b.ReportMetric(float64(anon)/1024, "reopen_rss_anon_MB")
-		q2.Close()
+		_ = q2.Close()
 		b.Logf("RSS while holding a %d MiB backlog: %s", mb, strings.Join(rss, " "))
 	}
 }

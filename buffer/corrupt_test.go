@@ -96,7 +96,7 @@ func TestCorruptFiles(t *testing.T) {
 	orig, ids := makeFile(t, n)
 	// bbolt grows the file ahead of its data: cut relative to the used part
 	p := filepath.Join(t.TempDir(), "x.db")
-	os.WriteFile(p, orig, 0o600)
+	_ = os.WriteFile(p, orig, 0o600)
 	r, err := buffer.Inspect(p, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -109,11 +109,11 @@ func TestCorruptFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		db.Update(func(tx *bolt.Tx) error {
+		_ = db.Update(func(tx *bolt.Tx) error {
 			b, _ := tx.CreateBucket([]byte("settings"))
 			return b.Put([]byte("k"), []byte("v"))
 		})
-		db.Close()
+		_ = db.Close()
 		data, _ := os.ReadFile(p)
 		return data
 	}
@@ -186,7 +186,7 @@ func TestRandomOverwrite(t *testing.T) {
 		case len(moved) > 1:
 			t.Fatalf("seed %d: %d files moved aside", seed, len(moved))
 		}
-		q.Close()
+		_ = q.Close()
 	}
 }
 
@@ -231,12 +231,12 @@ func TestChecksumQuarantine(t *testing.T) {
 		if moved, _ := filepath.Glob(cfg.Path + ".corrupt-*"); len(moved) != 0 {
 			t.Fatalf("a bad checksum moved the whole file aside: %v", moved)
 		}
-		q.Close()
+		_ = q.Close()
 		q = openTest(t, cfg) // the quarantine is durable
 		if st := q.Stats(); st.Batches != n-1 || st.Quarantined != 0 {
 			t.Fatalf("after reopen got batches %d quarantined %d, want %d, 0", st.Batches, st.Quarantined, n-1)
 		}
-		q.Close()
+		_ = q.Close()
 	}
 }
 
@@ -284,9 +284,9 @@ func TestDamagedWhileRunning(t *testing.T) {
 	if _, err := f.WriteAt(junk, int64(2*cfg.PageSize)); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	_ = f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	q.Next(ctx, 10) // finds the damage (or finds nothing); must not crash
+	_, _ = q.Next(ctx, 10) // finds the damage (or finds nothing); must not crash
 	cancel()
 	if _, err := q.Append(context.Background(), buffertest.Payload(11, 10, 80), 10); err != nil {
 		t.Fatalf("Append after the file was damaged: %v", err)

@@ -72,7 +72,7 @@ func crashChild() {
 					acks = append(acks, b.Seq)
 				}
 			}
-			q.Ack(acks...)
+			_ = q.Ack(acks...)
 		}
 	}()
 	<-ctx.Done()

@@ -91,7 +91,7 @@ func TestDiskFull(t *testing.T) {
 	// Now another file eats the disk while the buffer file is nearly empty:
 	// it cannot grow and there is nothing old to drop, so the newest batches
 	// (big ones, that no free page fits) wait in memory.
-	q.Close()
+	_ = q.Close()
 	if err := os.Remove(cfg.Path); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestDiskFull(t *testing.T) {
 			break
 		}
 	}
-	f.Close()
+	_ = f.Close()
 	const m = 50
 	for id := uint64(2001); id < 2001+m; id++ {
 		if _, err := q.Append(ctx, buffertest.Payload(id, 100, 400), 100); err != nil {

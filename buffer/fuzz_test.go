@@ -50,7 +50,7 @@ func sampleFile(t testing.TB, pageSize int) []byte {
 			t.Fatal(err)
 		}
 	}
-	q.Close()
+	_ = q.Close()
 	data, err := os.ReadFile(cfg.Path)
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func openTest(t *testing.T, cfg buffer.Config) *buffer.Queue {
 	if err != nil {
 		t.Fatalf("Open(%s): %v", cfg.Path, err)
 	}
-	t.Cleanup(func() { q.Close() })
+	t.Cleanup(func() { _ = q.Close() })
 	return q
 }
 

@@ -340,13 +340,13 @@ func lockFile(path string, exclusive bool, timeout time.Duration) (*os.File, err
 			return f, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
+			_ = f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
 				return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 			}
 			return nil, fmt.Errorf("buffer: lock %s: %w", path, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-time.After(20 * time.Millisecond) // flock has no timeout of its own
 	}
 }
 

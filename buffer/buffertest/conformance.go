@@ -132,7 +132,7 @@ func RunConformance(t *testing.T, open Opener) {
 
 	t.Run("Order", func(t *testing.T) {
 		q := open(t, t.TempDir(), big)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		seqs := appendN(t, q, 1, 20, 3)
 		got := drain(t, q, 7)
 		if g := ids(t, got); !slices.Equal(g, span(1, 20)) {
@@ -152,7 +152,7 @@ func RunConformance(t *testing.T, open Opener) {
 
 	t.Run("InFlightNotHandedTwice", func(t *testing.T) {
 		q := open(t, t.TempDir(), big)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		appendN(t, q, 1, 4, 1)
 		a, err := q.Next(ctx, 2)
 		if err != nil {
@@ -174,7 +174,7 @@ func RunConformance(t *testing.T, open Opener) {
 
 	t.Run("NextWaitsForAppend", func(t *testing.T) {
 		q := open(t, t.TempDir(), big)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		type res struct {
 			bs  []buffer.Batch
 			err error
@@ -220,7 +220,7 @@ func RunConformance(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 		q = open(t, dir, big)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		if st := q.Stats(); st.Batches != 5 || st.Metrics != 10 {
 			t.Fatalf("after reopen Stats got batches=%d metrics=%d, want 5, 10", st.Batches, st.Metrics)
 		}
@@ -231,7 +231,7 @@ func RunConformance(t *testing.T, open Opener) {
 
 	t.Run("NackRedelivers", func(t *testing.T) {
 		q := open(t, t.TempDir(), big)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		seqs := appendN(t, q, 1, 6, 1)
 		bs := drain(t, q, 3)
 		if len(bs) != 6 {
@@ -297,7 +297,7 @@ func RunConformance(t *testing.T, open Opener) {
 	t.Run("CapDropsOldestCounted", func(t *testing.T) {
 		const maxBytes = 64 << 10
 		q := open(t, t.TempDir(), maxBytes)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		payload := Payload(0, 10, 400) // ~4.5 KB
 		per := len(payload)
 		const n = 40
@@ -332,7 +332,7 @@ func RunConformance(t *testing.T, open Opener) {
 
 	t.Run("ConcurrentAppends", func(t *testing.T) {
 		q := open(t, t.TempDir(), big)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		const writers, each = 8, 40
 		var mu sync.Mutex
 		seen := map[uint64]uint64{}
@@ -382,7 +382,7 @@ func RunConformance(t *testing.T, open Opener) {
 
 	t.Run("BadPayloadRefused", func(t *testing.T) {
 		q := open(t, t.TempDir(), big)
-		defer q.Close()
+		defer func() { _ = q.Close() }()
 		for _, tc := range []struct {
 			name    string
 			payload []byte
