@@ -232,7 +232,8 @@ func TestBinaryKillRestart(t *testing.T) {
 // BenchmarkBinaryCPU runs the built saver as its own process over 100k
 // records (kfake and dev-es in the test process) and reports the saver
 // process's CPU time (user+system, from its rusage) per 100k documents, and
-// docs/s from start to every offset committed (group join included).
+// docs/s from start to every offset committed (group join included), and its
+// peak RSS.
 func BenchmarkBinaryCPU(b *testing.B) {
 	bin := filepath.Join(b.TempDir(), "falconet-saver")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -240,6 +241,7 @@ func BenchmarkBinaryCPU(b *testing.B) {
 	}
 	const n = 100000
 	var cpu, wall time.Duration
+	var maxRSS int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		k := devstack.StartKafkaT(b, "falconet-metrics", "falconet-metrics-dlq")
@@ -276,12 +278,16 @@ func BenchmarkBinaryCPU(b *testing.B) {
 		}
 		wall += time.Since(start)
 		b.StopTimer()
+		// Peak RSS of the saver itself: VmHWM of its own address space (the
+		// rusage maxrss of a child counts the forking test process too).
+		maxRSS = max(maxRSS, vmHWM(b, cmd.Process.Pid))
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("saver: %v\n%s", err, stderr.String())
 		}
 		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
+	b.ReportMetric(float64(maxRSS)/1024, "peak-RSS-MiB")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/100k-docs")
 	b.ReportMetric(float64(n*b.N)/wall.Seconds(), "docs/s")
 }
@@ -356,4 +362,19 @@ func TestDryRunRetention(t *testing.T) {
 			t.Fatalf("index %s gone after a dry run (%v)", name, err)
 		}
 	}
+}
+
+// vmHWM is a process's peak resident set in KiB, from /proc.
+func vmHWM(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
