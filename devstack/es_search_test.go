@@ -72,6 +72,8 @@ func TestESSearchQueries(t *testing.T) {
 		{"exists leaf", `{"exists":{"field":"tags.dc"}}`, 12},
 		{"ids", fmt.Sprintf(`{"ids":{"values":["%s","extra","nope"]}}`, ms[0].DocID()), 2},
 		{"term unmapped", `{"term":{"nope":"x"}}`, 0},
+		{"term _index", `{"term":{"_index":"` + ix + `"}}`, 13},
+		{"term other _index", `{"term":{"_index":"other"}}`, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,6 +256,14 @@ func TestESAggregations(t *testing.T) {
 	if !ok || len(h.Buckets) == 0 {
 		t.Fatalf("olivere date_histogram: got %+v", h)
 	}
+	// missing and format
+	env.must(201, "PUT", "/"+ix+"/_doc/nots?refresh=true", `{"endpoint":"web-x","name":"x","value":1,"step":1,"type":"gauge"}`)
+	r = env.must(200, "POST", "/"+ix+"/_search", `{"size":0,"query":{"term":{"endpoint":"web-x"}},"aggs":{"h":{"date_histogram":{"field":"timestamp","calendar_interval":"day","missing":946684800}},
+		"t":{"terms":{"field":"timestamp","missing":946684800,"format":"yyyy-MM-dd"}}}}`)
+	expect(t, r, "aggregations.h.buckets.0.key", 946684800000)
+	expect(t, r, "aggregations.h.buckets.0.doc_count", 1)
+	expect(t, r, "aggregations.t.buckets.0.key_as_string", "2000-01-01")
+	env.must(200, "DELETE", "/"+ix+"/_doc/nots?refresh=true", "")
 	// errors
 	env.must(400, "POST", "/"+ix+"/_search", `{"aggs":{"h":{"date_histogram":{"field":"timestamp","calendar_interval":"2d"}}}}`)
 	env.must(400, "POST", "/"+ix+"/_search", `{"aggs":{"h":{"date_histogram":{"field":"timestamp"}}}}`)

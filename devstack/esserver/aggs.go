@@ -33,6 +33,7 @@ type aggSpec struct {
 	tz        *time.Location
 	offset    time.Duration
 	format    *dateFormat
+	rawFormat string
 	boundsMin any
 	boundsMax any
 	subs      []*aggSpec
@@ -163,13 +164,7 @@ func (a *aggSpec) parseBody(body map[string]any) *esError {
 		case "missing":
 			a.missing = v
 		case "format":
-			if a.typ == "date_histogram" || a.typ == "min" || a.typ == "max" {
-				df, err := parseDateFormat(s)
-				if err != nil {
-					return errParsing("[%s] %v", a.name, err)
-				}
-				a.format = df
-			}
+			a.rawFormat = s
 		case "size":
 			if a.typ != "terms" {
 				return errParsing("[%s] unknown field [size]", a.typ)
@@ -358,6 +353,16 @@ func (a *aggSpec) compute(docs []docRef, now time.Time) (any, *esError) {
 	f, e := a.fieldInfo(docs)
 	if e != nil {
 		return nil, e
+	}
+	if a.rawFormat != "" && a.format == nil {
+		if a.typ != "date_histogram" && (f == nil || f.df == nil) {
+			return nil, errUnsupported("the format parameter on [%s] aggregations of non-date fields", a.typ)
+		}
+		df, err := parseDateFormat(a.rawFormat)
+		if err != nil {
+			return nil, errParsing("[%s] %v", a.name, err)
+		}
+		a.format = df
 	}
 	switch a.typ {
 	case "terms":
@@ -665,9 +670,31 @@ func (a *aggSpec) dateHistogram(docs []docRef, f *fieldMapping, now time.Time) (
 		return nil, errIllegalArgument("Field [%s] of type [%s] is not supported for aggregation [date_histogram]", a.field, f.Type)
 	}
 	byKey := map[int64]*bucket{}
+	var missingMs *int64
+	if a.missing != nil {
+		ms, ok := f.dfOrDefault().parse(a.missing, time.UTC)
+		if !ok {
+			if n, isInt := toInt(a.missing); isInt {
+				ms, ok = n, true
+			}
+		}
+		if !ok {
+			return nil, errIllegalArgument("failed to parse [missing] value [%v] of aggregation [%s]", a.missing, a.name)
+		}
+		missingMs = &ms
+	}
 	for _, d := range docs {
 		c := a.col(d)
-		if c == nil {
+		if c == nil || !c.has.has(d.ord) {
+			if missingMs != nil {
+				k, _ := a.roundKey(*missingMs)
+				b := byKey[k]
+				if b == nil {
+					b = &bucket{key: aggKey{kind: colInt, i: k}}
+					byKey[k] = b
+				}
+				a.addDoc(b, d)
+			}
 			continue
 		}
 		var seen map[int64]bool

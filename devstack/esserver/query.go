@@ -545,6 +545,14 @@ func matchTerms(ec *evalCtx, field string, values []any) (bitset, *esError) {
 		}
 		return idsQ{ids: ids}.eval(ec)
 	}
+	if field == "_index" {
+		for _, v := range values {
+			if s, _ := scalarString(v); s == ec.ix.name {
+				return ec.all(), nil
+			}
+		}
+		return b, nil
+	}
 	if f == nil || f.Type == "object" {
 		return b, nil
 	}
