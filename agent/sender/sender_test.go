@@ -2,6 +2,7 @@ package sender_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -23,16 +24,19 @@ import (
 type peer struct {
 	ln      net.Listener
 	reply   wire.Message
+	ack     bool // answer every batch OK at once
 	batches atomic.Int64
 	wg      sync.WaitGroup
 }
 
-func startPeer(t *testing.T, reply wire.Message) *peer {
+func startPeer(t *testing.T, reply wire.Message) *peer { return startPeerAck(t, reply, false) }
+
+func startPeerAck(t *testing.T, reply wire.Message, ack bool) *peer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &peer{ln: ln, reply: reply}
+	p := &peer{ln: ln, reply: reply, ack: ack}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -55,8 +59,11 @@ func startPeer(t *testing.T, reply wire.Message) *peer {
 					if err != nil {
 						return
 					}
-					if _, ok := m.(*wire.Batch); ok {
+					if b, ok := m.(*wire.Batch); ok {
 						p.batches.Add(1)
+						if p.ack {
+							c.Write(wire.AppendMessage(nil, &wire.Ack{Results: []wire.AckResult{{Seq: b.Seq}}}))
+						}
 					}
 				}
 			}()
@@ -149,5 +156,34 @@ func TestConfigRejectsReadTimeoutBelowHeartbeat(t *testing.T) {
 	_, err := sender.New(sender.Config{Heartbeat: time.Second, ReadTimeout: time.Second}, sendertest.NewMemQueue(), sender.StaticRelays(), nil, nil)
 	if err == nil {
 		t.Error("got nil, want an error for read timeout <= heartbeat")
+	}
+}
+
+type failingAcks struct{ *sendertest.MemQueue }
+
+var errDisk = errors.New("disk on fire")
+
+func (failingAcks) Ack(...uint64) error { return errDisk }
+
+func TestRunReturnsQueueAckError(t *testing.T) {
+	p := startPeerAck(t, &wire.Welcome{RelayID: "acker"}, true)
+	q := sendertest.NewMemQueue()
+	fill(t, q, 3)
+	s, err := sender.New(sender.Config{AgentID: "t"}, failingAcks{q}, sender.StaticRelays(p.ln.Addr().String()), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errDisk) {
+			t.Errorf("Run = %v, want the queue's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the queue failed")
+	}
+	if st := q.Stats(); st.InFlight != 0 {
+		t.Errorf("%d batches left in flight, want all nacked", st.InFlight)
 	}
 }

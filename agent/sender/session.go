@@ -184,6 +184,14 @@ type link struct {
 	queueErr error
 }
 
+func (c *link) setQueueErr(err error) {
+	c.mu.Lock()
+	if c.queueErr == nil {
+		c.queueErr = err
+	}
+	c.mu.Unlock()
+}
+
 // fail ends the session with err (the first one wins).
 func (c *link) fail(err error) {
 	c.once.Do(func() {
@@ -222,7 +230,7 @@ func (c *link) writeLoop(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			c.queueErr = err
+			c.setQueueErr(err)
 			return fmt.Errorf("queue: %w", err)
 		}
 		c.mu.Lock()
@@ -382,7 +390,8 @@ func (c *link) handleAck(a *wire.Ack) error {
 	c.s.m.inflight.Set(float64(n))
 	if len(done) > 0 {
 		if err := c.s.q.Ack(done...); err != nil {
-			c.queueErr = err
+			c.s.q.Nack(done...) // not deleted: hand them back, they will be sent again
+			c.setQueueErr(err)
 			return fmt.Errorf("queue ack: %w", err)
 		}
 		c.s.m.acked.Add(float64(len(done)))
