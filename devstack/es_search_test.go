@@ -238,6 +238,13 @@ func TestESAggregations(t *testing.T) {
 	expect(t, r, "aggregations.t.buckets.0.doc_count", 5)
 	expect(t, r, "aggregations.t.sum_other_doc_count", 9)
 	env.must(200, "DELETE", "/"+ix+"/_doc/multi?refresh=true", "")
+	// sort mode on a multi-valued field
+	env.must(201, "PUT", "/"+ix+"/_doc/mv?refresh=true", `{"endpoint":"web-z","name":"x","value":[-5,100],"timestamp":1,"step":1,"type":"gauge"}`)
+	r = env.must(200, "POST", "/"+ix+"/_search", `{"size":1,"sort":[{"value":{"order":"asc","mode":"max"}}]}`)
+	expect(t, r, "hits.hits.0.sort.0", 0)
+	r = env.must(200, "POST", "/"+ix+"/_search", `{"size":1,"sort":[{"value":{"order":"asc"}}]}`)
+	expect(t, r, "hits.hits.0.sort.0", -5)
+	env.must(200, "DELETE", "/"+ix+"/_doc/mv?refresh=true", "")
 	// order by sub-aggregation
 	r = env.must(200, "POST", "/"+ix+"/_search", `{"size":0,"aggs":{"t":{"terms":{"field":"endpoint","order":{"m":"desc"}},"aggs":{"m":{"max":{"field":"value"}}}}}}`)
 	expect(t, r, "aggregations.t.buckets.0.key", "web-2")

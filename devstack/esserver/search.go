@@ -138,6 +138,7 @@ type sortSpec struct {
 	desc         bool
 	missingFirst bool
 	unmappedType string
+	mode         string // "min", "max" or "" (min ascending, max descending)
 }
 
 func parseSort(v any) ([]sortSpec, *esError) {
@@ -200,7 +201,9 @@ func parseSort(v any) ([]sortSpec, *esError) {
 							if s != "min" && s != "max" {
 								return nil, errUnsupported("sort mode [%s]", s)
 							}
-						case "format", "numeric_type":
+							sp.mode = s
+						case "format", "numeric_type", "nested", "script":
+							return nil, errUnsupported("[%s] in sort", k)
 						default:
 							return nil, errParsing("[field_sort] unknown field [%s]", k)
 						}
@@ -289,7 +292,14 @@ func sortValue(ix *index, ord int32, sp sortSpec) sortVal {
 	}
 	v := sortVal{present: true}
 	first := true
-	better := func(cmp int) bool { return first || (sp.desc && cmp > 0) || (!sp.desc && cmp < 0) }
+	wantMax := sp.desc
+	switch sp.mode {
+	case "min":
+		wantMax = false
+	case "max":
+		wantMax = true
+	}
+	better := func(cmp int) bool { return first || (wantMax && cmp > 0) || (!wantMax && cmp < 0) }
 	switch c.kind {
 	case colInt:
 		v.isInt = true
