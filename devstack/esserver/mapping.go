@@ -441,6 +441,10 @@ func parseField(full string, d map[string]any) (*fieldMapping, *esError) {
 			}
 			continue
 		}
+		switch k {
+		case "copy_to", "normalizer", "index_prefixes", "search_quote_analyzer", "time_series_dimension", "time_series_metric", "script", "on_script_error", "dynamic":
+			return nil, errUnsupported("the mapping parameter [%s] (field [%s])", k, full)
+		}
 		if !commonParams[k] && !typeParams[group][k] {
 			return nil, mapperErr("unknown parameter [%s] on mapper [%s] of type [%s]", k, full, typ)
 		}
