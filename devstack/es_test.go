@@ -196,6 +196,8 @@ func TestESBulkStrictNDJSON(t *testing.T) {
 		{"empty body", "\n", "action_request_validation_exception"},
 		{"no index", `{"index":{}}` + "\n" + `{"a":1}` + "\n", "action_request_validation_exception"},
 		{"delete without id", `{"delete":{"_index":"` + ix + `"}}` + "\n", "action_request_validation_exception"},
+		{"empty id", `{"index":{"_index":"` + ix + `","_id":""}}` + "\n" + `{"a":1}` + "\n", "action_request_validation_exception"},
+		{"duplicate key in action", `{"index":{"_index":"` + ix + `","_index":"x"}}` + "\n" + `{"a":1}` + "\n", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

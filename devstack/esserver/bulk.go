@@ -278,6 +278,7 @@ func parseBulk(body []byte, defIndex string) ([]*writeOp, *esError) {
 			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected START_OBJECT but found [%s]", lineNo, tokenName(raw))
 		}
 		op := &writeOp{action: name, index: defIndex, detectNoop: true}
+		emptyID := false
 		for k, v := range meta {
 			if !bulkMetaParams[k] {
 				return nil, errIllegalArgument("Action/metadata line [%d] contains an unknown parameter [%s]", lineNo, k)
@@ -293,6 +294,7 @@ func parseBulk(body []byte, defIndex string) ([]*writeOp, *esError) {
 				switch x := v.(type) {
 				case string:
 					op.id = x
+					emptyID = x == ""
 				case jsonNumber:
 					op.id = string(x)
 				default:
@@ -346,7 +348,9 @@ func parseBulk(body []byte, defIndex string) ([]*writeOp, *esError) {
 		if op.index == "" {
 			problems = append(problems, "index is missing")
 		}
-		if op.id == "" {
+		if emptyID && name != "delete" && name != "update" {
+			problems = append(problems, "if _id is specified it must not be empty")
+		} else if op.id == "" {
 			if name == "delete" || name == "update" {
 				problems = append(problems, "id is missing")
 			} else {
