@@ -35,7 +35,7 @@ func benchPayload(b testing.TB, seed int) []byte {
 	return p
 }
 
-func benchQueue(b *testing.B, maxBytes int64) *buffer.Queue {
+func benchQueue(b *testing.B, maxBytes int64) (*buffer.Queue, string) {
 	cfg := buffer.DefaultConfig()
 	cfg.Path = filepath.Join(b.TempDir(), "buffer.db")
 	cfg.MaxBytes = maxBytes
@@ -43,7 +43,7 @@ func benchQueue(b *testing.B, maxBytes int64) *buffer.Queue {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return q
+	return q, cfg.Path
 }
 
 // BenchmarkAppend measures durable appends (group commit, fsync on) of
@@ -51,7 +51,7 @@ func benchQueue(b *testing.B, maxBytes int64) *buffer.Queue {
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			q := benchQueue(b, 4<<30)
+			q, _ := benchQueue(b, 4<<30)
 			defer func() { _ = q.Close() }()
 			payload := benchPayload(b, 1)
 			b.SetBytes(int64(len(payload)))
@@ -85,7 +85,7 @@ func BenchmarkDrain(b *testing.B) {
 	mb := envInt("FALCONET_BENCH_DRAIN_MB", 64)
 	for range b.N {
 		b.StopTimer()
-		q := benchQueue(b, int64(mb+64)<<20)
+		q, path := benchQueue(b, int64(mb+64)<<20)
 		fill(b, q, int64(mb)<<20)
 		st := q.Stats()
 		b.StartTimer()
@@ -109,11 +109,10 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		el := time.Since(start).Seconds()
 		b.StopTimer()
-		cfg := buffer.DefaultConfig()
-		cfg.Path = findDB(b)
-		if r, err := buffer.Inspect(cfg.Path, time.Second); err != nil || r.Batches != 0 {
+		if r, err := buffer.Inspect(path, time.Second); err != nil || r.Batches != 0 {
 			b.Fatalf("after the drain the file holds %d batches (%v), want 0", r.Batches, err)
 		}
+		_ = os.Remove(path) // b.N rounds would otherwise keep b.N files until the end
 		b.StartTimer()
 		b.ReportMetric(float64(st.Bytes)/el/1e6, "MB/s")
 		b.ReportMetric(float64(st.Metrics)/el, "metrics/s")
@@ -147,9 +146,7 @@ func fill(b testing.TB, q *buffer.Queue, size int64) {
 func BenchmarkBacklogRSS(b *testing.B) {
 	mb := envInt("FALCONET_BENCH_BACKLOG_MB", 256)
 	for range b.N {
-		q := benchQueue(b, int64(mb+64)<<20)
-		path := q.Stats()
-		_ = path
+		q, path := benchQueue(b, int64(mb+64)<<20)
 		var rss []string
 		for quarter := 1; quarter <= 4; quarter++ {
 			fill(b, q, int64(mb)<<20/4)
@@ -164,7 +161,7 @@ func BenchmarkBacklogRSS(b *testing.B) {
 		}
 		cfg := buffer.DefaultConfig()
 		_ = q.Close()
-		cfg.Path = findDB(b)
+		cfg.Path = path
 		q2, err := buffer.Open(cfg, nil, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -173,16 +170,9 @@ func BenchmarkBacklogRSS(b *testing.B) {
 		rss = append(rss, fmt.Sprintf("reopened:anon=%dMB,file=%dMB", anon/1024, file/1024))
 		b.ReportMetric(float64(anon)/1024, "reopen_rss_anon_MB")
 		_ = q2.Close()
+		_ = os.Remove(path)
 		b.Logf("RSS while holding a %d MiB backlog: %s", mb, strings.Join(rss, " "))
 	}
-}
-
-func findDB(b *testing.B) string {
-	m, _ := filepath.Glob(filepath.Join(filepath.Dir(b.TempDir()), "*", "buffer.db"))
-	if len(m) == 0 {
-		b.Fatal("no buffer.db")
-	}
-	return m[0]
 }
 
 func envInt(name string, def int) int {
