@@ -64,6 +64,64 @@ func Produce(t testing.TB, broker, topic string, recs []Record) {
 	}
 }
 
+// Position is where a produced record landed.
+type Position struct {
+	Partition int32
+	Offset    int64
+}
+
+// ProduceOne sends recs one by one (acks=all) and returns where each landed.
+func ProduceOne(t testing.TB, broker, topic string, recs []Record) []Position {
+	t.Helper()
+	sc := sarama.NewConfig()
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	p, err := sarama.NewSyncProducer([]string{broker}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	msgs := make([]*sarama.ProducerMessage, len(recs))
+	for i, r := range recs {
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Key: sarama.ByteEncoder(r.Key), Value: sarama.ByteEncoder(r.Value)}
+	}
+	if err := p.SendMessages(msgs); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	out := make([]Position, len(msgs))
+	for i, m := range msgs {
+		out[i] = Position{Partition: m.Partition, Offset: m.Offset}
+	}
+	return out
+}
+
+// CommittedByPartition returns the group's committed offset per partition
+// of topic (partitions without a commit are absent).
+func CommittedByPartition(t testing.TB, broker, topic, group string) map[int32]int64 {
+	t.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V2_1_0_0
+	admin, err := sarama.NewClusterAdmin([]string{broker}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	resp, err := admin.ListConsumerGroupOffsets(group, nil)
+	if err != nil {
+		if errors.Is(err, sarama.ErrGroupIDNotFound) {
+			return map[int32]int64{}
+		}
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	for p, b := range resp.Blocks[topic] {
+		if b.Offset >= 0 {
+			out[p] = b.Offset
+		}
+	}
+	return out
+}
+
 // Committed returns the group's committed offsets and the topic's end
 // offsets, each summed over the partitions (0 committed for a group that
 // does not exist yet).
