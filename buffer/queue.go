@@ -575,8 +575,18 @@ func (q *Queue) peekAppended(b *bolt.Bucket, from uint64) (int64, bool) {
 	return 0, false
 }
 
-// hasBetween reports whether a batch with seq in [from, until) waits.
+// hasBetween reports whether a batch with seq in [from, until) waits, on
+// disk or in memory.
 func (q *Queue) hasBetween(b *bolt.Bucket, from, until uint64) bool {
+	for _, r := range q.mem {
+		if r.seq >= from && r.seq < until {
+			_, busy := q.inflight[r.seq]
+			_, gone := q.skip[r.seq]
+			if !busy && !gone {
+				return true
+			}
+		}
+	}
 	c := b.Cursor()
 	for k, _ := c.Seek(seqKey(from)); k != nil; k, _ = c.Next() {
 		s, _ := keySeq(k)
