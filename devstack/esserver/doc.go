@@ -7,9 +7,10 @@
 // # Guarantees
 //
 //   - Strict where Elasticsearch is strict: index-name rules, NDJSON bulk
-//     framing, unknown URL parameters and body keys, mapping conflicts,
-//     create-on-existing-_id (409), and the error bodies Elasticsearch
-//     returns (type, reason, root_cause, status).
+//     framing, Content-Type, duplicate JSON keys, unknown URL parameters and
+//     body keys, unknown settings and mapping parameters, mapping conflicts,
+//     create-on-existing-_id (409), result windows, and the error bodies
+//     Elasticsearch returns (type, reason, root_cause, status).
 //   - Real features it does not implement answer 400 with a reason that
 //     starts "dev-es does not support", never a silently wrong result.
 //   - An acknowledged write is on disk: every write request commits one
