@@ -142,6 +142,7 @@ func TestESSearchErrors(t *testing.T) {
 	}{
 		{"unknown query", `{"query":{"bogus":{}}}`, 400, "parsing_exception"},
 		{"unknown key", `{"quer":{}}`, 400, "parsing_exception"},
+		{"empty clause", `{"query":{"bool":{"must":[{}]}}}`, 400, "parsing_exception"},
 		{"window", `{"from":9995,"size":10}`, 400, "search_phase_execution_exception"},
 		{"sort text", `{"sort":["s"]}`, 400, "search_phase_execution_exception"},
 		{"bad long", `{"query":{"term":{"n":"abc"}}}`, 400, "search_phase_execution_exception"},

@@ -400,7 +400,7 @@ func parseLegacyTemplate(name string, body map[string]any) (*legacyTemplate, *es
 	t := &legacyTemplate{Name: name}
 	for k, v := range body {
 		switch k {
-		case "index_patterns", "template":
+		case "index_patterns":
 			ps, ok := toPatterns(v)
 			if !ok {
 				return nil, errIllegalArgument("Malformed [index_patterns] value, should be a list of strings")

@@ -76,7 +76,7 @@ func parseQuery(v any) (query, *esError) {
 	}
 	if len(obj) != 1 {
 		if len(obj) == 0 {
-			return matchAllQ{boost: 1}, nil
+			return nil, errParsing("query malformed, empty clause found")
 		}
 		keys := sortedKeys(obj)
 		return nil, errParsing("[%s] malformed query, expected [END_OBJECT] but found [FIELD_NAME]", keys[0])
