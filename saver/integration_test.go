@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -737,4 +741,51 @@ func TestSaverCommitsOnlyStored(t *testing.T) {
 		t.Fatal("no item was retried: the faults did not bite")
 	}
 	t.Logf("%d records verified against their committed offsets; %v items retried", checks, rs.counter(rs.s.m.itemRetries))
+}
+
+// A proxy in front of Elasticsearch with a small body limit (nginx's
+// client_max_body_size) answers 413 to large bulks: the saver halves them
+// until they pass, and dead-letters a single document that never fits.
+func TestSaverBodyTooLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	target, err := url.Parse(es.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 8 << 10
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			http.Error(w, "413 Request Entity Too Large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	now := time.Now().UTC()
+	ms := genMetrics(3000, now, "big-")
+	huge := metric.Metric{Endpoint: "big-huge", Name: "many.tags", Value: 1, Timestamp: now.Unix(), Type: metric.Gauge,
+		Tags: map[string]string{}}
+	for i := range metric.MaxTags {
+		huge.Tags[fmt.Sprintf("t%02d", i)] = strings.Repeat("v", metric.MaxTagValueLen)
+	}
+	produce(t, k.Addr(), metricRecords(append(slices.Clone(ms), huge)))
+	cfg := testConfig(k.Addr(), srv.URL)
+	cfg.Elasticsearch.BulkDocs = 500
+	rs := startSaver(t, cfg)
+	waitFor(t, 60*time.Second, "every record committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == e && e == int64(len(ms)+1), fmt.Sprintf("committed %d of %d", c, e)
+	})
+	es.checkStored(t, ms)
+	dl := readDLQ(t, k.Addr(), 1)
+	if len(dl) != 1 || !strings.HasPrefix(dl[0].reason, ReasonRejected+": status 413") {
+		t.Fatalf("dead letters %+v, want the one oversized document with a 413 reason", dl)
+	}
+	t.Logf("%v bulks answered 413 and split", rs.counter(rs.s.m.bulks.WithLabelValues("too_large")))
 }

@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falconet_saver_dead_letters_total",
 			Help: "Records written to the dead-letter topic, by reason."}, []string{"reason"}),
 		bulks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falconet_saver_bulk_requests_total",
-			Help: "Bulk requests by result (ok: HTTP answer with per-item results; error: the whole request failed)."}, []string{"result"}),
+			Help: "Bulk requests by result (ok: per-item results; error: the whole request failed; too_large: 413, split in halves)."}, []string{"result"}),
 		itemRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_saver_bulk_item_retries_total",
 			Help: "Bulk items sent again after 429/5xx."}),
 		bulkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "falconet_saver_bulk_duration_seconds",

@@ -221,6 +221,11 @@ func (w *writer) write(ctx context.Context, b *batch) {
 	for i := range pending {
 		pending[i] = i
 	}
+	w.writeItems(ctx, b, pending)
+}
+
+// writeItems writes the items pending of b; see write.
+func (w *writer) writeItems(ctx context.Context, b *batch, pending []int) {
 	attempt := 0
 	for len(pending) > 0 {
 		if attempt > 0 && !w.sleep(ctx, attempt) {
@@ -231,6 +236,26 @@ func (w *writer) write(ctx context.Context, b *batch) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			var ee *elastic.Error
+			if errors.As(err, &ee) && ee.Status == http.StatusRequestEntityTooLarge {
+				// The body is larger than the cluster (or a proxy in front
+				// of it) takes: halve the request; a single document that
+				// is still too large is dead-lettered.
+				w.m.bulks.WithLabelValues("too_large").Inc()
+				if len(pending) == 1 {
+					if !w.dlq.trySend(ctx, b.items[pending[0]].rec, ReasonRejected+": status 413: document larger than Elasticsearch accepts") {
+						return
+					}
+					return
+				}
+				half := len(pending) / 2
+				w.writeItems(ctx, b, pending[:half])
+				if ctx.Err() != nil {
+					return
+				}
+				pending, attempt = pending[half:], 0
+				continue
 			}
 			w.setFailing(err)
 			w.m.bulks.WithLabelValues("error").Inc()
