@@ -45,9 +45,10 @@
 //
 // /healthz fails when Elasticsearch or the dead-letter topic has been failing
 // for more than a minute; falconet_saver_lag_records is how far behind the
-// saver is. A whole bulk request that Elasticsearch keeps refusing (413 from a
-// proxy with a smaller body limit than bulk_bytes, a 400 for the request) is
-// retried forever with back-off rather than dropped: lower bulk_bytes.
+// saver is. A bulk answered 413 (a proxy with a smaller body limit than
+// bulk_bytes) is split in halves; a single document that does not fit is
+// dead-lettered. Any other whole-request failure is retried forever with
+// back-off rather than dropped.
 //
 // # Shutdown
 //
