@@ -55,6 +55,9 @@ func BenchmarkRelayThroughput(b *testing.B) {
 			if l := os.Getenv("BENCH_LINGER"); l != "" {
 				cfg.Kafka.Linger.UnmarshalText([]byte(l))
 			}
+			if m := os.Getenv("BENCH_MAXMSG"); m != "" {
+				cfg.Kafka.MaxMessageBytes.UnmarshalText([]byte(m))
+			}
 			if c := os.Getenv("BENCH_COMPRESSION"); c != "" {
 				cfg.Kafka.Compression = c
 			}
