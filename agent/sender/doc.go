@@ -9,6 +9,9 @@
 //     connection, a drain notice or shutdown, every unanswered batch is
 //     Nacked and will be sent again — possibly to another relay, possibly a
 //     second time; the metric's document id makes the duplicate harmless.
+//   - A batch larger than the relay's maximum frame (Welcome.MaxFrame) could
+//     never be delivered; it is deleted with an error log and counted
+//     (falconet_agent_sender_batches_rejected_total{status="too_large"}).
 //   - Up to MaxInFlight batches are pipelined on one connection.
 //   - A dead link is noticed within seconds: heartbeats every Heartbeat, a
 //     read deadline of ReadTimeout (any frame from the relay extends it),

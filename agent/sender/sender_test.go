@@ -187,3 +187,21 @@ func TestRunReturnsQueueAckError(t *testing.T) {
 		t.Errorf("%d batches left in flight, want all nacked", st.InFlight)
 	}
 }
+
+func TestBatchLargerThanRelayFrameIsDropped(t *testing.T) {
+	p := startPeerAck(t, &wire.Welcome{RelayID: "small", MaxFrame: 1024}, true)
+	q := sendertest.NewMemQueue()
+	big := make([]metric.Metric, 100)
+	for i := range big {
+		big[i] = metric.Metric{Endpoint: "h", Name: fmt.Sprintf("a.rather.long.metric.name.%d", i), Value: 1, Timestamp: 1764000000}
+	}
+	if _, err := q.Append(big); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, q, 5)
+	run(t, sender.Config{}, q, p.ln.Addr().String())
+	relaytest.WaitFor(t, 10*time.Second, "queue empty", q.Empty)
+	if n := p.batches.Load(); n != 5 {
+		t.Errorf("relay got %d batches, want the 5 small ones (the oversized one dropped, not sent)", n)
+	}
+}

@@ -55,7 +55,7 @@ func (s *Sender) session(ctx context.Context, addr string) (res sessionResult) {
 	defer s.setCurrent("")
 
 	c := &link{
-		s: s, addr: addr, conn: conn, window: window,
+		s: s, addr: addr, conn: conn, window: window, maxFrame: welcome.MaxFrame,
 		w:        wire.NewWriter(conn),
 		r:        wire.NewReader(conn, s.cfg.MaxFrame),
 		inflight: map[uint64]buffer.Batch{},
@@ -160,11 +160,12 @@ func sendReject(conn net.Conn, timeout time.Duration, code wire.RejectCode, reas
 
 // link is one live session's state.
 type link struct {
-	s      *Sender
-	addr   string
-	conn   net.Conn
-	window int
-	cancel context.CancelFunc
+	s        *Sender
+	addr     string
+	conn     net.Conn
+	window   int
+	maxFrame int // the relay's, from Welcome
+	cancel   context.CancelFunc
 
 	wmu sync.Mutex // serializes w
 	w   *wire.Writer
@@ -233,6 +234,13 @@ func (c *link) writeLoop(ctx context.Context) error {
 			c.setQueueErr(err)
 			return fmt.Errorf("queue: %w", err)
 		}
+		batches, err = c.dropOversized(batches)
+		if err != nil {
+			return err
+		}
+		if len(batches) == 0 {
+			continue
+		}
 		c.mu.Lock()
 		if c.closed || c.draining {
 			c.mu.Unlock()
@@ -265,6 +273,44 @@ func (c *link) writeLoop(ctx context.Context) error {
 		c.s.m.sent.Add(float64(len(batches)))
 		c.s.m.bytes.Add(float64(bytes))
 	}
+}
+
+// dropOversized removes batches larger than the relay's maximum frame: no
+// relay configured alike could ever take them, and resending would kill the
+// connection every time. They are deleted with an error log and counted.
+func (c *link) dropOversized(batches []buffer.Batch) ([]buffer.Batch, error) {
+	if c.maxFrame <= 0 {
+		return batches, nil
+	}
+	kept := batches[:0]
+	var drop []uint64
+	for _, b := range batches {
+		if len(b.Payload)+8 > c.maxFrame {
+			drop = append(drop, b.Seq)
+			c.s.m.rejected.WithLabelValues("too_large").Inc()
+			c.s.log.Error("batch larger than the relay accepts; dropping it", "relay", c.addr, "batch", b.Seq,
+				"bytes", len(b.Payload), "relay_max_frame", c.maxFrame, "metrics", b.Metrics)
+			continue
+		}
+		kept = append(kept, b)
+	}
+	if len(drop) > 0 {
+		if err := c.s.q.Ack(drop...); err != nil {
+			c.s.q.Nack(drop...)
+			c.s.q.Nack(seqsOf(kept)...)
+			c.setQueueErr(err)
+			return nil, fmt.Errorf("queue ack: %w", err)
+		}
+	}
+	return kept, nil
+}
+
+func seqsOf(bs []buffer.Batch) []uint64 {
+	out := make([]uint64, len(bs))
+	for i, b := range bs {
+		out[i] = b.Seq
+	}
+	return out
 }
 
 func (c *link) heartbeatLoop(ctx context.Context, every time.Duration) error {
