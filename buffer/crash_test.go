@@ -45,6 +45,16 @@ func crashChild() {
 		mu.Unlock()
 	}
 	say("R\n")
+	if os.Getenv("FALCONET_BUFFER_CRASH_COMPACT") != "" {
+		// compact over and over: a kill can land mid-copy or mid-swap
+		go func() {
+			for {
+				if err := q.Compact(); errors.Is(err, buffer.ErrClosed) {
+					return
+				}
+			}
+		}()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for w := range 4 {
@@ -95,6 +105,20 @@ func TestCrashKill(t *testing.T) {
 	if *long || os.Getenv("FALCONET_LONG") != "" {
 		rounds = 500
 	}
+	crashRounds(t, rounds, false)
+}
+
+// TestCrashKillDuringCompaction is the same with the child compacting the
+// file in a loop: a kill mid-copy or mid-swap must lose nothing either.
+func TestCrashKillDuringCompaction(t *testing.T) {
+	rounds := 20
+	if *long || os.Getenv("FALCONET_LONG") != "" {
+		rounds = 200
+	}
+	crashRounds(t, rounds, true)
+}
+
+func crashRounds(t *testing.T, rounds int, compact bool) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "buffer.db")
 	mustHave := map[uint64]bool{} // Append returned, nobody acked
@@ -104,6 +128,9 @@ func TestCrashKill(t *testing.T) {
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, "FALCONET_BUFFER_CRASH_BASE="+strconv.Itoa((round+1)*10_000_000))
+		if compact {
+			cmd.Env = append(cmd.Env, "FALCONET_BUFFER_CRASH_COMPACT=1")
+		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
