@@ -50,8 +50,8 @@ type agentConn struct {
 func (s *Server) serveAgent(nc net.Conn) {
 	peer := nc.RemoteAddr().String()
 	lim := &s.cfg.Limits
-	wire.SetUserTimeout(nc, lim.WriteTimeout.D())
-	nc.SetDeadline(time.Now().Add(lim.HandshakeTimeout.D()))
+	_ = wire.SetUserTimeout(nc, lim.WriteTimeout.D())
+	_ = nc.SetDeadline(time.Now().Add(lim.HandshakeTimeout.D()))
 	conn := nc
 	if s.tlsConf != nil {
 		tc := tls.Server(nc, s.tlsConf)
@@ -61,7 +61,7 @@ func (s *Server) serveAgent(nc net.Conn) {
 		if err != nil {
 			s.m.connsRefused.WithLabelValues("tls").Inc()
 			s.rl.log(s.log, "tls:"+hostOf(peer), slog.LevelWarn, "agent refused: TLS handshake failed", "peer", peer, "err", err)
-			nc.Close()
+			_ = nc.Close()
 			return
 		}
 		conn = tc
@@ -70,7 +70,7 @@ func (s *Server) serveAgent(nc net.Conn) {
 	m, err := r.ReadMessage()
 	if err != nil {
 		s.refuseFrameError(conn, peer, "", err)
-		conn.Close()
+		_ = conn.Close()
 		return
 	}
 	hello, ok := m.(*wire.Hello)
@@ -117,10 +117,10 @@ func (s *Server) serveAgent(nc net.Conn) {
 		MaxFrame: int(lim.MaxFrame), IdleTimeout: lim.IdleTimeout.D()})
 	if err != nil {
 		s.log.Warn("agent lost during hello", "peer", peer, "agent", hello.AgentID, "err", err)
-		conn.Close()
+		_ = conn.Close()
 		return
 	}
-	conn.SetDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	s.log.Debug("agent connected", "peer", peer, "agent", hello.AgentID, "agent_version", hello.AgentVersion)
 
 	var wg sync.WaitGroup
@@ -133,7 +133,7 @@ func (s *Server) serveAgent(nc net.Conn) {
 	ac.mu.Unlock()
 	ac.cancel()
 	stop()
-	conn.Close()
+	_ = conn.Close()
 	wg.Wait()
 	s.log.Debug("agent disconnected", "peer", peer, "agent", hello.AgentID, "reason", reason, "unanswered", ac.inflight.Load())
 }
@@ -161,9 +161,9 @@ func (s *Server) refuse(conn net.Conn, peer, agent string, code wire.RejectCode,
 		key += hostOf(peer) + reason[:min(len(reason), 24)]
 	}
 	s.rl.log(s.log, key, lvl, "agent refused", "peer", peer, "agent", agent, "code", code, "reason", reason)
-	conn.SetWriteDeadline(time.Now().Add(time.Second))
-	conn.Write(wire.AppendMessage(nil, &wire.Reject{Code: code, Reason: reason, Redirect: s.redirects()}))
-	conn.Close()
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write(wire.AppendMessage(nil, &wire.Reject{Code: code, Reason: reason, Redirect: s.redirects()}))
+	_ = conn.Close()
 }
 
 // refuseFrameError handles a read error: bad frames get a Reject with the
@@ -198,7 +198,7 @@ func (s *Server) refuseFrameError(conn net.Conn, peer, agent string, err error) 
 func (ac *agentConn) writeNow(m wire.Message) error {
 	ac.wmu.Lock()
 	defer ac.wmu.Unlock()
-	ac.nc.SetWriteDeadline(time.Now().Add(ac.srv.cfg.Limits.WriteTimeout.D()))
+	_ = ac.nc.SetWriteDeadline(time.Now().Add(ac.srv.cfg.Limits.WriteTimeout.D()))
 	if err := ac.w.WriteMessage(m); err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func (ac *agentConn) readLoop(r *wire.Reader) string {
 	s := ac.srv
 	lim := &s.cfg.Limits
 	for {
-		ac.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout.D()))
+		_ = ac.nc.SetReadDeadline(time.Now().Add(lim.IdleTimeout.D()))
 		h, err := r.ReadHeader()
 		if err == nil && h.Type == wire.TypeBatch {
 			// Reserve before reading the payload: a full budget stops
@@ -421,7 +421,7 @@ func (ac *agentConn) writeLoop() {
 		ac.acks, ac.pongs, ac.drain = nil, nil, nil
 		ac.mu.Unlock()
 		ac.wmu.Lock()
-		ac.nc.SetWriteDeadline(time.Now().Add(ac.srv.cfg.Limits.WriteTimeout.D()))
+		_ = ac.nc.SetWriteDeadline(time.Now().Add(ac.srv.cfg.Limits.WriteTimeout.D()))
 		var err error
 		for len(acks) > 0 && err == nil {
 			n := min(len(acks), 4096)

@@ -22,7 +22,7 @@ func (s *Server) serveLegacy(nc net.Conn) {
 		s.mu.Unlock()
 		s.m.connsRefused.WithLabelValues("legacy_limit").Inc()
 		s.rl.log(s.log, "legacy-limit", slog.LevelWarn, "legacy connection refused: connection limit or shutting down", "peer", peer)
-		nc.Close()
+		_ = nc.Close()
 		return
 	}
 	s.legacyConns[nc] = struct{}{}
@@ -31,7 +31,7 @@ func (s *Server) serveLegacy(nc net.Conn) {
 	stop := make(chan struct{})
 	defer func() {
 		close(stop)
-		nc.Close()
+		_ = nc.Close()
 		s.mu.Lock()
 		delete(s.legacyConns, nc)
 		s.mu.Unlock()
@@ -40,13 +40,13 @@ func (s *Server) serveLegacy(nc net.Conn) {
 	go func() {
 		select {
 		case <-s.hardCtx.Done():
-			nc.Close()
+			_ = nc.Close()
 		case <-stop:
 		}
 	}()
 	lr := newLineReader(nc, int(s.cfg.Legacy.MaxLine))
 	for {
-		nc.SetReadDeadline(time.Now().Add(s.cfg.Legacy.IdleTimeout.D()))
+		_ = nc.SetReadDeadline(time.Now().Add(s.cfg.Legacy.IdleTimeout.D()))
 		line, tooLong, err := lr.next()
 		if tooLong {
 			s.m.legacyLines.Inc()

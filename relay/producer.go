@@ -75,7 +75,7 @@ func newProducer(srv *Server) (*producer, error) {
 	}
 	p, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {
-		client.Close()
+		_ = client.Close()
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	pr := &producer{client: client, p: p, topic: c.Topic, srv: srv}
@@ -168,5 +168,5 @@ func (pr *producer) close() {
 	pr.closeMu.Unlock()
 	pr.p.AsyncClose()
 	pr.wg.Wait()
-	pr.client.Close()
+	_ = pr.client.Close()
 }

@@ -98,15 +98,15 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Server, er
 	}
 	if cfg.Listen.Legacy != "" {
 		if s.legacyLn, err = net.Listen("tcp", cfg.Listen.Legacy); err != nil {
-			s.protoLn.Close()
+			_ = s.protoLn.Close()
 			return nil, fmt.Errorf("relay.listen.legacy: %w", err)
 		}
 	}
 	if cfg.Listen.HTTP != "" {
 		if s.http, err = obs.Listen(cfg.Listen.HTTP, reg, s.Health, s.log); err != nil {
-			s.protoLn.Close()
+			_ = s.protoLn.Close()
 			if s.legacyLn != nil {
-				s.legacyLn.Close()
+				_ = s.legacyLn.Close()
 			}
 			return nil, fmt.Errorf("relay.listen.http: %w", err)
 		}
@@ -243,9 +243,9 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) closeListeners() {
-	s.protoLn.Close()
+	_ = s.protoLn.Close()
 	if s.legacyLn != nil {
-		s.legacyLn.Close()
+		_ = s.legacyLn.Close()
 	}
 }
 
@@ -260,7 +260,7 @@ func (s *Server) shutdown() {
 		ac.sendDrain("relay shutting down")
 	}
 	for c := range s.legacyConns {
-		c.Close() // no acks on the legacy path: lines already read are still produced
+		_ = c.Close() // no acks on the legacy path: lines already read are still produced
 	}
 	s.mu.Unlock()
 	s.log.Info("draining", "agents", agents, "timeout", s.cfg.Limits.ShutdownTimeout.D())
@@ -295,7 +295,7 @@ func (s *Server) Close() error {
 		// Run never started: release the HTTP listener.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		s.http.Serve(ctx)
+		_ = s.http.Serve(ctx)
 	}
 	return nil
 }

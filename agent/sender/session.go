@@ -112,7 +112,7 @@ func (s *Sender) connect(ctx context.Context, addr string) (net.Conn, *wire.Welc
 	}
 	conn := raw
 	deadline, _ := dctx.Deadline()
-	raw.SetDeadline(deadline)
+	_ = raw.SetDeadline(deadline)
 	if s.cfg.TLS != nil {
 		tc := s.cfg.TLS.Clone()
 		if tc.ServerName == "" {
@@ -121,7 +121,7 @@ func (s *Sender) connect(ctx context.Context, addr string) (net.Conn, *wire.Welc
 		}
 		tconn := tls.Client(raw, tc)
 		if err := tconn.HandshakeContext(dctx); err != nil {
-			raw.Close()
+			_ = raw.Close()
 			return nil, nil, fmt.Errorf("tls: %w", err)
 		}
 		conn = tconn
@@ -132,30 +132,30 @@ func (s *Sender) connect(ctx context.Context, addr string) (net.Conn, *wire.Welc
 		err = w.Flush()
 	}
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, fmt.Errorf("send hello: %w", err)
 	}
 	m, err := wire.NewReader(conn, s.cfg.MaxFrame).ReadMessage()
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, fmt.Errorf("read welcome: %w", err)
 	}
 	switch v := m.(type) {
 	case *wire.Welcome:
-		conn.SetDeadline(time.Time{})
+		_ = conn.SetDeadline(time.Time{})
 		return conn, v, nil
 	case *wire.Reject:
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, &rejectError{v}
 	}
 	sendReject(conn, s.cfg.WriteTimeout, wire.RejectProtocol, fmt.Sprintf("expected welcome, got %s", m.Type()))
-	conn.Close()
+	_ = conn.Close()
 	return nil, nil, fmt.Errorf("relay answered hello with %s", m.Type())
 }
 
 func sendReject(conn net.Conn, timeout time.Duration, code wire.RejectCode, reason string) {
-	conn.SetWriteDeadline(time.Now().Add(min(timeout, time.Second)))
-	conn.Write(wire.AppendMessage(nil, &wire.Reject{Code: code, Reason: reason}))
+	_ = conn.SetWriteDeadline(time.Now().Add(min(timeout, time.Second)))
+	_, _ = conn.Write(wire.AppendMessage(nil, &wire.Reject{Code: code, Reason: reason}))
 }
 
 // link is one live session's state.
@@ -198,14 +198,14 @@ func (c *link) fail(err error) {
 	c.once.Do(func() {
 		c.err = err
 		c.cancel()
-		c.conn.Close()
+		_ = c.conn.Close()
 	})
 }
 
 func (c *link) write(f func(w *wire.Writer) error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.conn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	if err := f(c.w); err != nil {
 		return err
 	}
@@ -339,7 +339,7 @@ func (c *link) readLoop() error {
 			deadline = c.drainAt
 		}
 		c.mu.Unlock()
-		c.conn.SetReadDeadline(deadline)
+		_ = c.conn.SetReadDeadline(deadline)
 		m, err := c.r.ReadMessage()
 		if err != nil {
 			var ne net.Error

@@ -41,9 +41,9 @@ func Config(brokers ...string) relay.Config {
 	cfg.ID = "relaytest"
 	cfg.Listen = relay.ListenConfig{Protocol: "127.0.0.1:0", Legacy: "127.0.0.1:0", HTTP: "127.0.0.1:0"}
 	cfg.Kafka.Brokers = brokers
-	cfg.Kafka.RetryBackoff.UnmarshalText([]byte("100ms"))
-	cfg.Kafka.Timeout.UnmarshalText([]byte("3s"))
-	cfg.Limits.ShutdownTimeout.UnmarshalText([]byte("10s"))
+	_ = cfg.Kafka.RetryBackoff.UnmarshalText([]byte("100ms"))
+	_ = cfg.Kafka.Timeout.UnmarshalText([]byte("3s"))
+	_ = cfg.Limits.ShutdownTimeout.UnmarshalText([]byte("10s"))
 	cfg.Discovery.Bind = ""
 	return cfg
 }
@@ -88,7 +88,7 @@ func (r *Relay) Stop() {
 // Kill stops the relay at once, without answering in-flight batches.
 func (r *Relay) Kill() {
 	r.once.Do(func() {
-		r.Server.Close()
+		_ = r.Server.Close()
 		r.cancel()
 		<-r.done
 	})
