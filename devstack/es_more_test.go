@@ -214,6 +214,7 @@ func TestESPersistence(t *testing.T) {
 	env.must(200, "PUT", "/_index_template/t", `{"index_patterns":["p-*"],"template":{"mappings":{"properties":{"v":{"type":"keyword"}}}}}`)
 	env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\"p-1\",\"_id\":\"a\"}}\n{\"v\":\"x\"}\n{\"index\":{\"_index\":\"p-1\",\"_id\":\"b\"}}\n{\"v\":\"y\"}\n{\"delete\":{\"_index\":\"p-1\",\"_id\":\"b\"}}\n")
 	env.must(200, "PUT", "/p-1/_doc/a", `{"v":"z"}`)
+	env.must(200, "POST", "/_aliases", `{"actions":[{"add":{"index":"p-1","alias":"p-alias"}}]}`)
 	if err := e.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -224,6 +225,7 @@ func TestESPersistence(t *testing.T) {
 	expect(t, g, "_source.v", "z")
 	expect(t, g, "_version", 2)
 	env.must(404, "GET", "/p-1/_doc/b", "")
+	expect(t, env.must(200, "GET", "/p-alias/_doc/a", ""), "_index", "p-1")
 	expect(t, env.must(200, "GET", "/p-1/_count", `{"query":{"term":{"v":"z"}}}`), "count", 1)
 	env.must(200, "GET", "/_index_template/t", "")
 	env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\"p-2\",\"_id\":\"a\"}}\n{\"v\":1}\n") // template still applies
@@ -484,5 +486,65 @@ func TestESUpdateSettingsAndBlocks(t *testing.T) {
 	s := env.must(200, "GET", "/"+ix+"/_settings", "")
 	if get(s, ix+".settings.index.blocks") != nil {
 		t.Fatalf("blocks not reset: %v", get(s, ix+".settings.index"))
+	}
+}
+
+// Reference: "Aliases" / "Aliases API" (_aliases add, remove, is_write_index),
+// "Get alias API", aliases in create index and index templates; searching and
+// writing through an alias.
+func TestESAliases(t *testing.T) {
+	env := newESEnv(t)
+	a, b, al := env.idx("a"), env.idx("b"), env.idx("al")
+	env.must(200, "PUT", "/"+a, `{"aliases":{"`+al+`":{"is_write_index":true}}}`)
+	env.must(200, "PUT", "/"+b, "")
+	env.must(200, "POST", "/_aliases", `{"actions":[{"add":{"index":"`+b+`","alias":"`+al+`"}}]}`)
+	g := env.must(200, "GET", "/_alias/"+al, "")
+	expect(t, g, a+".aliases."+al+".is_write_index", true)
+	if get(g, b+".aliases."+al) == nil {
+		t.Fatalf("GET _alias: %v", g)
+	}
+	env.must(200, "HEAD", "/_alias/"+al, "")
+	env.must(404, "HEAD", "/_alias/"+env.idx("nope"), "")
+	// writes go to the write index, searches see both
+	r := env.must(201, "PUT", "/"+al+"/_doc/1?refresh=true", `{"v":1}`)
+	expect(t, r, "_index", a)
+	env.must(201, "PUT", "/"+b+"/_doc/2?refresh=true", `{"v":2}`)
+	expect(t, env.must(200, "GET", "/"+al+"/_count", ""), "count", 2)
+	r = env.must(200, "POST", "/_bulk?refresh=true", "{\"index\":{\"_index\":\""+al+"\",\"_id\":\"3\"}}\n{\"v\":3}\n")
+	expect(t, r, "items.0.index._index", a)
+	// a single-document read through an alias of two indices is ambiguous
+	r = env.must(400, "GET", "/"+al+"/_doc/1", "")
+	expect(t, r, "error.type", "illegal_argument_exception")
+	// a second write index is rejected; an alias cannot be deleted as an index
+	r = env.must(400, "POST", "/_aliases", `{"actions":[{"add":{"index":"`+b+`","alias":"`+al+`","is_write_index":true}}]}`)
+	expect(t, r, "error.type", "illegal_argument_exception")
+	env.must(400, "DELETE", "/"+al, "")
+	r = env.must(400, "PUT", "/"+al, "")
+	expect(t, r, "error.type", "invalid_index_name_exception")
+	// remove a: the alias has one index left, which takes the writes
+	env.must(200, "DELETE", "/"+a+"/_alias/"+al, "")
+	r = env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\""+al+"\",\"_id\":\"4\"}}\n{\"v\":4}\n")
+	expect(t, r, "items.0.index._index", b)
+	expect(t, r, "items.0.index.status", 201)
+	// two indices, no write index: the write fails
+	env.must(200, "POST", "/_aliases", `{"actions":[{"add":{"index":"`+a+`","alias":"`+al+`"}}]}`)
+	r = env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\""+al+"\",\"_id\":\"5\"}}\n{\"v\":5}\n")
+	expect(t, r, "items.0.index.error.type", "illegal_argument_exception")
+	env.must(200, "POST", "/_aliases", `{"actions":[{"remove":{"index":"`+a+`","alias":"`+al+`"}}]}`)
+	expect(t, env.must(200, "GET", "/"+al+"/_doc/2", ""), "found", true)
+	r = env.must(404, "POST", "/_aliases", `{"actions":[{"remove":{"index":"`+a+`","alias":"`+al+`"}}]}`)
+	expect(t, r, "error.type", "aliases_not_found_exception")
+	// aliases from a template
+	env.must(200, "PUT", "/_index_template/"+env.prefix+"t", `{"index_patterns":["`+env.prefix+`t-*"],"template":{"aliases":{"`+env.prefix+`all-t":{}}}}`)
+	env.must(201, "PUT", "/"+env.prefix+"t-1/_doc/1?refresh=true", `{"v":1}`)
+	expect(t, env.must(200, "GET", "/"+env.prefix+"all-t/_count", ""), "count", 1)
+	// olivere
+	c := env.client()
+	if _, err := c.Alias().Add(b, env.idx("oli")).Do(ctx(t)); err != nil {
+		t.Fatalf("olivere Alias().Add: %v", err)
+	}
+	res, err := c.Aliases().Index(b).Do(ctx(t))
+	if err != nil || !res.Indices[b].HasAlias(env.idx("oli")) {
+		t.Fatalf("olivere Aliases: %+v %v", res, err)
 	}
 }

@@ -483,7 +483,15 @@ func (s *Server) executeWrites(ops []*writeOp, policy refreshPolicy, injectRejec
 		}
 		s.mu.RLock()
 		ix := s.indices[op.index]
+		var aliasErr *esError
+		if ix == nil && len(s.aliasIndices(op.index)) > 0 {
+			ix, aliasErr = s.writeIndex(op.index)
+		}
 		s.mu.RUnlock()
+		if aliasErr != nil {
+			results[i] = opResult{Index: op.index, Type: "_doc", ID: op.id, Status: aliasErr.Status, Error: aliasErr.object(), err: aliasErr}
+			continue
+		}
 		if ix == nil {
 			if op.action == "delete" {
 				e := errIndexNotFound(op.index)
@@ -492,7 +500,7 @@ func (s *Server) executeWrites(ops []*writeOp, policy refreshPolicy, injectRejec
 			}
 			s.mu.Lock()
 			var e *esError
-			ix, e = s.createIndexLocked(op.index, nil, nil, wb)
+			ix, e = s.createIndexLocked(op.index, nil, nil, nil, wb)
 			s.mu.Unlock()
 			if e != nil {
 				results[i] = opResult{Index: op.index, Type: "_doc", ID: op.id, Status: e.Status, Error: e.object(), err: e}
@@ -595,7 +603,14 @@ func (s *Server) docIndex(name string) (*index, *esError) {
 	defer s.mu.RUnlock()
 	ix := s.indices[name]
 	if ix == nil {
-		return nil, errIndexNotFound(name)
+		targets := s.aliasIndices(name)
+		switch len(targets) {
+		case 0:
+			return nil, errIndexNotFound(name)
+		case 1:
+			return s.indices[targets[0]], nil
+		}
+		return nil, errIllegalArgument("alias [%s] has more than one index associated with it [%s], can't execute a single index op", name, strings.Join(targets, ", "))
 	}
 	return ix, nil
 }

@@ -242,6 +242,7 @@ type index struct {
 	created  int64 // ms
 	settings map[string]string
 	m        *mapping
+	aliases  map[string]aliasDef // guarded by Server.mu
 
 	mu         sync.RWMutex
 	overlay    map[string]*docState // changes since the last refresh (realtime GET sees them)
@@ -262,7 +263,7 @@ type index struct {
 }
 
 func newIndex(name, uuid string, created int64, settings map[string]string, m *mapping) *index {
-	ix := &index{name: name, uuid: uuid, created: created, settings: settings, m: m,
+	ix := &index{name: name, uuid: uuid, created: created, settings: settings, m: m, aliases: map[string]aliasDef{},
 		overlay: map[string]*docState{}, tombstones: map[string]tombstone{},
 		segIDs: map[string]int32{}, cols: map[string]*column{}, refreshEvery: time.Second}
 	ix.refreshCond = sync.NewCond(&ix.mu)

@@ -129,6 +129,7 @@ type indexTemplate struct {
 	Priority int64
 	Settings map[string]string
 	Mappings map[string]any
+	Aliases  map[string]aliasDef
 	Raw      map[string]any
 }
 
@@ -138,6 +139,7 @@ type legacyTemplate struct {
 	Order    int64
 	Settings map[string]string
 	Mappings map[string]any
+	Aliases  map[string]aliasDef
 	Version  any
 }
 
@@ -236,9 +238,11 @@ func (s *Server) handlePutIndexTemplate(rq *request) *esError {
 					}
 					t.Mappings = mm
 				case "aliases":
-					if am, _ := tv.(map[string]any); len(am) > 0 {
-						return errUnsupported("aliases in index templates")
+					al, e := parseAliases(tv)
+					if e != nil {
+						return e
 					}
+					t.Aliases = al
 				default:
 					return errParsing("[template] unknown field [%s]", tk)
 				}
@@ -426,9 +430,11 @@ func parseLegacyTemplate(name string, body map[string]any) (*legacyTemplate, *es
 			}
 			t.Mappings = mm
 		case "aliases":
-			if am, _ := v.(map[string]any); len(am) > 0 {
-				return nil, errUnsupported("aliases in index templates")
+			al, e := parseAliases(v)
+			if e != nil {
+				return nil, e
 			}
+			t.Aliases = al
 		case "version":
 			t.Version = v
 		default:
@@ -479,7 +485,11 @@ func (t *legacyTemplate) render() map[string]any {
 		_ = mm.merge(t.Mappings)
 		mappings = mm.render()
 	}
-	o := map[string]any{"order": t.Order, "index_patterns": t.Patterns, "settings": nestSettings(t.Settings), "mappings": mappings, "aliases": map[string]any{}}
+	aliases := map[string]any{}
+	for a, d := range t.Aliases {
+		aliases[a] = d.render()
+	}
+	o := map[string]any{"order": t.Order, "index_patterns": t.Patterns, "settings": nestSettings(t.Settings), "mappings": mappings, "aliases": aliases}
 	if t.Version != nil {
 		o["version"] = t.Version
 	}
@@ -542,10 +552,15 @@ func (s *Server) handleDeleteLegacyTemplate(rq *request) *esError {
 
 // createIndexLocked creates an index from the matching templates and the
 // request's own settings and mappings. Caller holds s.writeMu and s.mu.
-func (s *Server) createIndexLocked(name string, reqSettings, reqMappings map[string]any, wb *writeBatch) (*index, *esError) {
+func (s *Server) createIndexLocked(name string, reqSettings, reqMappings map[string]any, reqAliases map[string]aliasDef, wb *writeBatch) (*index, *esError) {
 	if e := validateIndexName(name); e != nil {
 		return nil, e
 	}
+	if len(s.aliasIndices(name)) > 0 {
+		return nil, newErr(http.StatusBadRequest, "invalid_index_name_exception", "Invalid index name [%s], already exists as alias", name).
+			with("index_uuid", "_na_").with("index", name)
+	}
+	aliases := map[string]aliasDef{}
 	if ix, ok := s.indices[name]; ok {
 		return nil, newErr(400, "resource_already_exists_exception", "index [%s/%s] already exists", name, ix.uuid).
 			with("index_uuid", ix.uuid).with("index", name)
@@ -566,6 +581,9 @@ func (s *Server) createIndexLocked(name string, reqSettings, reqMappings map[str
 	if best != nil {
 		for k, v := range best.Settings {
 			settings[k] = v
+		}
+		for a, d := range best.Aliases {
+			aliases[a] = d
 		}
 		if best.Mappings != nil {
 			if e := m.merge(best.Mappings); e != nil {
@@ -591,6 +609,9 @@ func (s *Server) createIndexLocked(name string, reqSettings, reqMappings map[str
 		for _, t := range ls {
 			for k, v := range t.Settings {
 				settings[k] = v
+			}
+			for a, d := range t.Aliases {
+				aliases[a] = d
 			}
 			if t.Mappings != nil {
 				if e := m.merge(t.Mappings); e != nil {
@@ -619,7 +640,14 @@ func (s *Server) createIndexLocked(name string, reqSettings, reqMappings map[str
 	if _, ok := settings["index.number_of_replicas"]; !ok {
 		settings["index.number_of_replicas"] = "1"
 	}
+	for a, d := range reqAliases {
+		aliases[a] = d
+	}
+	if e := s.checkAliases(name, aliases); e != nil {
+		return nil, e
+	}
 	ix := newIndex(name, newUUID(), s.now().UnixMilli(), settings, m)
+	ix.aliases = aliases
 	if limit := ix.setting("mapping.total_fields.limit", 1000); m.Root.countFields() > limit {
 		return nil, errIllegalArgument("Limit of total fields [%d] has been exceeded", limit)
 	}
@@ -649,6 +677,7 @@ func (s *Server) handleCreateIndex(rq *request) *esError {
 		return e
 	}
 	var settings, mappings map[string]any
+	var aliases map[string]aliasDef
 	for k, v := range body {
 		switch k {
 		case "settings":
@@ -656,8 +685,8 @@ func (s *Server) handleCreateIndex(rq *request) *esError {
 		case "mappings":
 			mappings, _ = v.(map[string]any)
 		case "aliases":
-			if am, _ := v.(map[string]any); len(am) > 0 {
-				return errUnsupported("aliases")
+			if aliases, e = parseAliases(v); e != nil {
+				return e
 			}
 		default:
 			// Elasticsearch treats unknown top-level keys as settings
@@ -672,7 +701,7 @@ func (s *Server) handleCreateIndex(rq *request) *esError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wb := &writeBatch{}
-	if _, e := s.createIndexLocked(name, settings, mappings, wb); e != nil {
+	if _, e := s.createIndexLocked(name, settings, mappings, aliases, wb); e != nil {
 		return e
 	}
 	if err := s.st.apply(wb); err != nil {
@@ -692,7 +721,7 @@ func (s *Server) handleDeleteIndex(rq *request) *esError {
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{ignoreUnavailable: iu, allowNoIndices: ani})
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{ignoreUnavailable: iu, allowNoIndices: ani, noAliases: true})
 	if e != nil {
 		return e
 	}
@@ -740,7 +769,11 @@ func (s *Server) handleGetIndex(rq *request) *esError {
 	for _, n := range names {
 		ix := s.indices[n]
 		ix.mu.RLock()
-		out[n] = map[string]any{"aliases": map[string]any{}, "mappings": ix.m.render(), "settings": ix.settingsJSON()}
+		aliases := map[string]any{}
+		for a, d := range ix.aliases {
+			aliases[a] = d.render()
+		}
+		out[n] = map[string]any{"aliases": aliases, "mappings": ix.m.render(), "settings": ix.settingsJSON()}
 		ix.mu.RUnlock()
 	}
 	return s.ok(rq, 200, out)

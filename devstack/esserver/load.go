@@ -27,6 +27,13 @@ func (s *Server) loadAll() error {
 					t.Settings = st
 				}
 				t.Mappings, _ = tm["mappings"].(map[string]any)
+				if am, ok := tm["aliases"]; ok {
+					al, e := parseAliases(am)
+					if e != nil {
+						return fmt.Errorf("esserver: template %s: %v", name, e)
+					}
+					t.Aliases = al
+				}
 			}
 			s.templates[name] = t
 		case "legacy":
@@ -47,7 +54,11 @@ func (s *Server) loadAll() error {
 			if e := m.merge(mb); e != nil {
 				return fmt.Errorf("esserver: index %s mapping: %v", name, e)
 			}
-			s.indices[name] = newIndex(name, meta.UUID, meta.Created, meta.Settings, m)
+			ix := newIndex(name, meta.UUID, meta.Created, meta.Settings, m)
+			if meta.Aliases != nil {
+				ix.aliases = meta.Aliases
+			}
+			s.indices[name] = ix
 		}
 		return nil
 	}, func(indexName, id string, version, seqNo int64, src []byte) error {

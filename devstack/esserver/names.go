@@ -69,6 +69,7 @@ func globMatch(pattern, s string) bool {
 type resolveOpts struct {
 	ignoreUnavailable bool // missing concrete names are skipped
 	allowNoIndices    bool // a wildcard matching nothing is fine
+	noAliases         bool // names must be indices (delete index, alias actions)
 }
 
 // resolveIndices expands an index expression (comma list, wildcards,
@@ -109,6 +110,16 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 					matched = true
 				}
 			}
+			if !o.noAliases {
+				for _, a := range s.aliasNames() {
+					if globMatch(part, a) {
+						for _, n := range s.aliasIndices(a) {
+							add(n)
+						}
+						matched = true
+					}
+				}
+			}
 			if !matched && !o.allowNoIndices {
 				return nil, errIndexNotFound(part)
 			}
@@ -121,6 +132,15 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 			continue
 		}
 		if _, ok := s.indices[part]; !ok {
+			if targets := s.aliasIndices(part); len(targets) > 0 {
+				if o.noAliases {
+					return nil, errIllegalArgument("The provided expression [%s] matches an alias, specify the corresponding concrete indices instead.", part)
+				}
+				for _, n := range targets {
+					add(n)
+				}
+				continue
+			}
 			if o.ignoreUnavailable {
 				continue
 			}

@@ -536,7 +536,7 @@ func methodNotAllowed(rq *request, allowed ...string) *esError {
 // knownAPIs are Elasticsearch endpoints dev-es does not implement: they
 // answer "dev-es does not support", not ES's "no handler found".
 var knownAPIs = map[string]bool{
-	"_mget": true, "_msearch": true, "_reindex": true, "_update_by_query": true, "_aliases": true, "_alias": true,
+	"_mget": true, "_msearch": true, "_reindex": true, "_update_by_query": true,
 	"_stats": true, "_forcemerge": true, "_open": true, "_close": true, "_rollover": true, "_shrink": true,
 	"_split": true, "_clone": true, "_analyze": true, "_validate": true, "_explain": true, "_field_caps": true,
 	"_termvectors": true, "_mtermvectors": true, "_segments": true, "_recovery": true, "_shard_stores": true,
@@ -638,6 +638,17 @@ func (s *Server) route(rq *request) *esError {
 		if len(p) == 1 {
 			return need(s.handleGetMapping, "GET")
 		}
+	case "_aliases":
+		if len(p) == 1 {
+			return need(s.handleAliasActions, "POST")
+		}
+		if len(p) == 2 {
+			return need(s.handleGetAlias, "GET", "HEAD")
+		}
+	case "_alias":
+		if len(p) <= 2 {
+			return need(s.handleGetAlias, "GET", "HEAD")
+		}
 	case "_index_template":
 		if len(p) == 1 {
 			return need(s.handleGetIndexTemplate, "GET")
@@ -732,6 +743,10 @@ func (s *Server) route(rq *request) *esError {
 				return s.handlePutMapping(rq)
 			}
 			return methodNotAllowed(rq, "GET", "PUT", "POST")
+		}
+	case "_alias", "_aliases":
+		if len(p) <= 3 {
+			return s.handleIndexAlias(rq)
 		}
 	case "_settings":
 		if len(p) == 2 {

@@ -34,10 +34,11 @@ var (
 func docsBucket(index string) []byte { return []byte("docs:" + index) }
 
 type indexMeta struct {
-	UUID     string            `json:"uuid"`
-	Created  int64             `json:"created"`
-	Settings map[string]string `json:"settings"`
-	Mappings map[string]any    `json:"mappings"`
+	UUID     string              `json:"uuid"`
+	Created  int64               `json:"created"`
+	Settings map[string]string   `json:"settings"`
+	Mappings map[string]any      `json:"mappings"`
+	Aliases  map[string]aliasDef `json:"aliases,omitempty"`
 }
 
 func openStore(dir string) (*boltStore, error) {
@@ -90,7 +91,7 @@ func (w *writeBatch) meta(ix *index) {
 	if w.metas == nil {
 		w.metas = map[string][]byte{}
 	}
-	b, _ := json.Marshal(indexMeta{UUID: ix.uuid, Created: ix.created, Settings: ix.settings, Mappings: ix.m.render()})
+	b, _ := json.Marshal(indexMeta{UUID: ix.uuid, Created: ix.created, Settings: ix.settings, Mappings: ix.m.render(), Aliases: ix.aliases})
 	w.metas[ix.name] = b
 }
 
