@@ -86,7 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Server, er
 	msg := "kafka: not connected yet"
 	s.kafkaErr.Store(&msg)
 	if cfg.TLS.Cert != "" {
-		tc, err := loadTLS(cfg.TLS)
+		tc, err := cfg.TLS.Load()
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +114,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Server, er
 	return s, nil
 }
 
-func loadTLS(c TLSConfig) (*tls.Config, error) {
+// Load reads the certificate, key and client CA files into a server TLS
+// configuration (nil, nil when TLS is off). -check-config uses it too.
+func (c TLSConfig) Load() (*tls.Config, error) {
+	if c.Cert == "" {
+		return nil, nil
+	}
 	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 	if err != nil {
 		return nil, fmt.Errorf("relay.tls.cert: %w", err)

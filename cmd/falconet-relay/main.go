@@ -47,6 +47,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		err = cfg.Validate()
 	}
+	if err == nil {
+		_, err = cfg.TLS.Load() // certificates that do not parse fail the check, not the start
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "falconet-relay: %v\n", err)
 		return 1

@@ -29,6 +29,10 @@ func TestFlags(t *testing.T) {
 	os.WriteFile(bad, []byte("[kafka]\nbrokers = []\n"), 0o600)
 	unknown := filepath.Join(dir, "unknown.toml")
 	os.WriteFile(unknown, []byte("[kafka]\nbrokerz = [\"x:1\"]\n"), 0o600)
+	junk := filepath.Join(dir, "junk.pem")
+	os.WriteFile(junk, []byte("not a certificate"), 0o600)
+	badTLS := filepath.Join(dir, "badtls.toml")
+	os.WriteFile(badTLS, []byte(fmt.Sprintf("[tls]\ncert = %q\nkey = %q\n", junk, junk)), 0o600)
 	tests := []struct {
 		args     []string
 		wantCode int
@@ -40,6 +44,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"-check-config", "-config", unknown}, 1, "unknown key kafka.brokerz"},
 		{[]string{"-check-config", "-config", filepath.Join(dir, "missing.toml")}, 1, "no such file"},
 		{[]string{"-nonsense"}, 2, "flag provided but not defined"},
+		{[]string{"-check-config", "-config", badTLS}, 1, "relay.tls.cert"},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer
