@@ -36,6 +36,9 @@ func (q *Queue) maybeCompact() {
 	if q.cfg.CompactFreeBytes == 0 && q.cfg.CompactFreeRatio == 0 {
 		return
 	}
+	if time.Now().Before(q.compactRetry) {
+		return // the last one failed (disk full, too slow): do not hammer the disk
+	}
 	q.dbMu.RLock()
 	free := int64(q.db.Stats().FreeAlloc) // free and pending pages
 	q.dbMu.RUnlock()
@@ -46,7 +49,9 @@ func (q *Queue) maybeCompact() {
 	if free < q.cfg.CompactFreeBytes || float64(free) < q.cfg.CompactFreeRatio*float64(fi.Size()) {
 		return
 	}
-	_ = q.compact()
+	if err := q.compact(); err != nil {
+		q.compactRetry = time.Now().Add(time.Minute)
+	}
 }
 
 // compact runs on the commit loop: no write transaction can run meanwhile,

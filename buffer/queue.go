@@ -123,6 +123,7 @@ type Queue struct {
 	metrics          int64
 	bytes            int64
 	readSinceDrop    int         // payload bytes handed out since the last dropMapped
+	compactRetry     time.Time   // commit loop only: no automatic compaction before this
 	writtenSinceDrop int64       // bytes committed since the last dropMapped (commit loop only)
 	mem              []memRecord // the disk is full: newest batches, seq order
 	memBytes         int64
