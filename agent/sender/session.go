@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -352,6 +353,8 @@ func (c *link) readLoop() error {
 					return fmt.Errorf("relay did not answer in-flight batches within %v of draining", cfg.DrainTimeout)
 				}
 				return fmt.Errorf("nothing from relay for %v: %w", cfg.ReadTimeout, err)
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+				return fmt.Errorf("relay closed the connection: %w", err)
 			case errors.Is(err, wire.ErrBadMagic), errors.Is(err, wire.ErrVersion), errors.Is(err, wire.ErrFrameTooLarge),
 				errors.Is(err, wire.ErrChecksum), errors.Is(err, wire.ErrUnknownType), errors.Is(err, wire.ErrMalformed):
 				c.s.log.Error("closing connection: bad frame from relay", "relay", c.addr, "err", err)
