@@ -690,3 +690,28 @@ func TestBackpressure(t *testing.T) {
 	}
 	relaytest.WaitFor(t, 10*time.Second, "ready again", func() bool { return r.Health() == nil })
 }
+
+// TestShutdownTimeoutBoundsDrain: an agent that ignores the drain notice does
+// not hold the relay up past limits.shutdown_timeout.
+func TestShutdownTimeoutBoundsDrain(t *testing.T) {
+	k := devstack.StartKafkaT(t, topic)
+	cfg := relaytest.Config(k.Addr())
+	cfg.Limits.ShutdownTimeout.UnmarshalText([]byte("500ms"))
+	r := relaytest.Start(t, cfg, nil)
+	rc := dialRaw(t, r.ProtocolAddr())
+	rc.msg(&wire.Hello{AgentID: "stubborn"})
+	rc.read()
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() { r.Stop(); close(stopped) }()
+	if d, ok := rc.read().(*wire.Drain); !ok {
+		t.Fatalf("got %#v, want a drain notice", d)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("relay still running 10s after shutdown began with a 500ms shutdown timeout")
+	}
+	t.Logf("stopped after %v", time.Since(start).Round(time.Millisecond))
+	rc.expectClosed()
+}
