@@ -548,3 +548,33 @@ func TestESAliases(t *testing.T) {
 		t.Fatalf("olivere Aliases: %+v %v", res, err)
 	}
 }
+
+// Reference: "Multi get (mget) API" (docs and ids forms, found/error per
+// doc) and "cat count API".
+func TestESMgetCatCount(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("mg")
+	env.must(201, "PUT", "/"+ix+"/_doc/1", `{"a":1,"b":2}`)
+	env.must(201, "PUT", "/"+ix+"/_doc/2?refresh=true", `{"a":2}`)
+	r := env.must(200, "POST", "/_mget", `{"docs":[{"_index":"`+ix+`","_id":"1","_source":["b"]},{"_index":"`+ix+`","_id":"9"},{"_index":"`+env.idx("none")+`","_id":"1"}]}`)
+	expect(t, r, "docs.0.found", true)
+	expect(t, r, "docs.0._source.b", 2)
+	if get(r, "docs.0._source.a") != nil {
+		t.Fatalf("_source filter in mget: %v", get(r, "docs.0._source"))
+	}
+	expect(t, r, "docs.1.found", false)
+	expect(t, r, "docs.2.error.type", "index_not_found_exception")
+	r = env.must(200, "POST", "/"+ix+"/_mget", `{"ids":["2","1"]}`)
+	expect(t, r, "docs.0._source.a", 2)
+	expect(t, r, "docs.1._id", "1")
+	env.must(400, "POST", "/_mget", `{"ids":["1"]}`)
+	c := env.client()
+	res, err := c.Mget().Add(elastic.NewMultiGetItem().Index(ix).Id("1")).Do(ctx(t))
+	if err != nil || len(res.Docs) != 1 || !res.Docs[0].Found {
+		t.Fatalf("olivere Mget: %+v %v", res, err)
+	}
+	cc := env.do("GET", "/_cat/count/"+ix+"?format=json", "")
+	if cc.status != 200 || !strings.Contains(string(cc.body), `"count":"2"`) {
+		t.Fatalf("_cat/count: %d %s", cc.status, cc.body)
+	}
+}

@@ -536,7 +536,7 @@ func methodNotAllowed(rq *request, allowed ...string) *esError {
 // knownAPIs are Elasticsearch endpoints dev-es does not implement: they
 // answer "dev-es does not support", not ES's "no handler found".
 var knownAPIs = map[string]bool{
-	"_mget": true, "_msearch": true, "_reindex": true, "_update_by_query": true,
+	"_msearch": true, "_reindex": true, "_update_by_query": true,
 	"_stats": true, "_forcemerge": true, "_open": true, "_close": true, "_rollover": true, "_shrink": true,
 	"_split": true, "_clone": true, "_analyze": true, "_validate": true, "_explain": true, "_field_caps": true,
 	"_termvectors": true, "_mtermvectors": true, "_segments": true, "_recovery": true, "_shard_stores": true,
@@ -610,6 +610,9 @@ func (s *Server) route(rq *request) *esError {
 		if len(p) == 2 && p[1] == "health" {
 			return need(s.handleCatHealth, "GET")
 		}
+		if len(p) >= 2 && p[1] == "count" && len(p) <= 3 {
+			return need(s.handleCatCount, "GET")
+		}
 		return noHandler(rq)
 	case "_bulk":
 		if len(p) == 1 {
@@ -625,6 +628,10 @@ func (s *Server) route(rq *request) *esError {
 	case "_count":
 		if len(p) == 1 {
 			return need(s.handleCount, "GET", "POST")
+		}
+	case "_mget":
+		if len(p) == 1 {
+			return need(s.handleMget, "GET", "POST")
 		}
 	case "_refresh":
 		if len(p) == 1 {
@@ -721,6 +728,10 @@ func (s *Server) route(rq *request) *esError {
 	case "_count":
 		if len(p) == 2 {
 			return need(s.handleCount, "GET", "POST")
+		}
+	case "_mget":
+		if len(p) == 2 {
+			return need(s.handleMget, "GET", "POST")
 		}
 	case "_delete_by_query":
 		if len(p) == 2 {
