@@ -78,7 +78,7 @@ func (q *Queue) openLoad() (loaded, error) {
 		return ld, fmt.Errorf("%w: %s", ErrLocked, path)
 	case errors.Is(err, ErrCorrupt):
 		return ld, err
-	case err != nil && exists && !errors.Is(err, os.ErrPermission):
+	case err != nil && exists && !errors.Is(err, os.ErrPermission) && !isNoSpace(err):
 		return ld, corruptf("bbolt cannot open %s: %v", path, err)
 	case err != nil:
 		return ld, fmt.Errorf("buffer: open %s: %w", path, err)
