@@ -578,3 +578,26 @@ func TestESMgetCatCount(t *testing.T) {
 		t.Fatalf("_cat/count: %d %s", cc.status, cc.body)
 	}
 }
+
+// Reference: "Multi search API": header/body NDJSON pairs, one response per
+// search with its own status; errors stay per search.
+func TestESMsearch(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("ms")
+	env.must(201, "PUT", "/"+ix+"/_doc/1?refresh=true", `{"a":1}`)
+	body := "{\"index\":\"" + ix + "\"}\n{\"query\":{\"term\":{\"a\":1}}}\n{\"index\":\"" + env.idx("none") + "\"}\n{}\n{}\n{\"size\":0}\n"
+	r := env.must(200, "POST", "/_msearch", body)
+	expect(t, r, "responses.0.status", 200)
+	expect(t, r, "responses.0.hits.total.value", 1)
+	expect(t, r, "responses.1.status", 404)
+	expect(t, r, "responses.1.error.type", "index_not_found_exception")
+	expect(t, r, "responses.2.status", 200)
+	env.must(400, "POST", "/_msearch", "{}\n{}")
+	r = env.must(200, "POST", "/"+ix+"/_msearch", "{}\n{\"query\":{\"match_all\":{}}}\n")
+	expect(t, r, "responses.0.hits.total.value", 1)
+	c := env.client()
+	res, err := c.MultiSearch().Add(elastic.NewSearchRequest().Index(ix).Query(elastic.NewTermQuery("a", 1))).Do(ctx(t))
+	if err != nil || len(res.Responses) != 1 || res.Responses[0].TotalHits() != 1 {
+		t.Fatalf("olivere MultiSearch: %+v %v", res, err)
+	}
+}

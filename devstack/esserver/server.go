@@ -536,7 +536,7 @@ func methodNotAllowed(rq *request, allowed ...string) *esError {
 // knownAPIs are Elasticsearch endpoints dev-es does not implement: they
 // answer "dev-es does not support", not ES's "no handler found".
 var knownAPIs = map[string]bool{
-	"_msearch": true, "_reindex": true, "_update_by_query": true,
+	"_reindex": true, "_update_by_query": true,
 	"_stats": true, "_forcemerge": true, "_open": true, "_close": true, "_rollover": true, "_shrink": true,
 	"_split": true, "_clone": true, "_analyze": true, "_validate": true, "_explain": true, "_field_caps": true,
 	"_termvectors": true, "_mtermvectors": true, "_segments": true, "_recovery": true, "_shard_stores": true,
@@ -632,6 +632,10 @@ func (s *Server) route(rq *request) *esError {
 	case "_mget":
 		if len(p) == 1 {
 			return need(s.handleMget, "GET", "POST")
+		}
+	case "_msearch":
+		if len(p) == 1 {
+			return need(s.handleMsearch, "GET", "POST")
 		}
 	case "_refresh":
 		if len(p) == 1 {
@@ -732,6 +736,10 @@ func (s *Server) route(rq *request) *esError {
 	case "_mget":
 		if len(p) == 2 {
 			return need(s.handleMget, "GET", "POST")
+		}
+	case "_msearch":
+		if len(p) == 2 {
+			return need(s.handleMsearch, "GET", "POST")
 		}
 	case "_delete_by_query":
 		if len(p) == 2 {
