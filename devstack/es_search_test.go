@@ -3,6 +3,7 @@ package devstack
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -324,4 +325,53 @@ func TestESSearchAfter(t *testing.T) {
 	}
 	env.must(400, "POST", "/"+ix+"/_search", `{"sort":["endpoint"],"search_after":["a","b"]}`)
 	env.must(400, "POST", "/"+ix+"/_search", `{"sort":["endpoint"],"from":1,"search_after":["a"]}`)
+}
+
+// Reference: "Paginate search results > Scroll search results": the first
+// search opens a context (_scroll_id), /_search/scroll pages through a
+// point-in-time view, clear scroll frees it, an unknown id is 404.
+func TestESScroll(t *testing.T) {
+	env := newESEnv(t)
+	ix := env.idx("sc")
+	seedMetrics(t, env, ix, sampleMetrics(time.Now().UTC()))
+	c := env.client()
+	svc := c.Scroll(ix).Size(5).Sort("value", true)
+	var got []float64
+	for {
+		res, err := svc.Do(ctx(t))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("scroll: %v", err)
+		}
+		if res.TotalHits() != 12 {
+			t.Fatalf("scroll total: got %d, want 12", res.TotalHits())
+		}
+		for _, h := range res.Hits.Hits {
+			var m metric.Metric
+			if err := json.Unmarshal(h.Source, &m); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m.Value)
+			// a write after the scroll opened does not show up in it
+			env.do("PUT", "/"+ix+"/_doc/late-"+h.Id+"?refresh=true", `{"endpoint":"late","name":"x","value":100,"timestamp":1,"step":1,"type":"gauge"}`)
+		}
+	}
+	if len(got) != 12 || got[0] != 0 || got[11] != 11 {
+		t.Fatalf("scrolled values: got %v", got)
+	}
+	if err := svc.Clear(ctx(t)); err != nil {
+		t.Fatalf("clear scroll: %v", err)
+	}
+	r := env.must(200, "POST", "/"+ix+"/_search?scroll=1m", `{"size":2}`)
+	id, _ := get(r, "_scroll_id").(string)
+	if id == "" {
+		t.Fatalf("no _scroll_id: %v", r)
+	}
+	env.must(200, "POST", "/_search/scroll", `{"scroll":"1m","scroll_id":"`+id+`"}`)
+	env.must(200, "DELETE", "/_search/scroll", `{"scroll_id":"`+id+`"}`)
+	r = env.must(404, "POST", "/_search/scroll", `{"scroll":"1m","scroll_id":"`+id+`"}`)
+	expect(t, r, "status", 404)
+	env.must(400, "POST", "/"+ix+"/_search?scroll=1m", `{"from":1}`)
 }

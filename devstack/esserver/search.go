@@ -343,6 +343,7 @@ type searchReq struct {
 	trackScores    bool
 	restTotalAsInt bool
 	searchAfter    []any
+	scroll         time.Duration // keep-alive of a scroll search (0: none)
 }
 
 var unsupportedSearchKeys = map[string]bool{
@@ -459,8 +460,13 @@ func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esErr
 	if rq.param("q") != "" {
 		return nil, errUnsupported("the q parameter (query string search)")
 	}
-	if rq.param("scroll") != "" {
-		return nil, errUnsupported("scroll searches")
+	var scroll time.Duration
+	if v := rq.param("scroll"); v != "" {
+		d, e := parseTimeValue(v)
+		if e != nil || d <= 0 {
+			return nil, errIllegalArgument("failed to parse setting [scroll] with value [%s] as a time value", v)
+		}
+		scroll = d
 	}
 	if tk, _ := rq.boolParam("typed_keys", false); tk {
 		return nil, errUnsupported("typed_keys")
@@ -515,6 +521,22 @@ func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esErr
 	}
 	if v, _ := rq.boolParam("version", false); v {
 		sr.version = true
+	}
+	if scroll > 0 {
+		if sr.from > 0 {
+			return nil, errValidation("using [from] is not allowed in a scroll context")
+		}
+		if sr.trackTotal == 0 {
+			return nil, errValidation("disabling [track_total_hits] is not allowed in a scroll context")
+		}
+		if sr.searchAfter != nil {
+			return nil, errValidation("[search_after] cannot be used in a scroll context")
+		}
+		if sr.size == 0 {
+			return nil, errValidation("[size] cannot be [0] in a scroll context")
+		}
+		sr.trackTotal = -1
+		sr.scroll = scroll
 	}
 	if sr.searchAfter != nil {
 		if len(sr.searchAfter) != len(sr.sort) {
@@ -686,6 +708,8 @@ func (s *Server) handleSearch(rq *request) *esError {
 	score := queryScore(sr.q)
 	var hits []hitRef
 	want := sr.from + sr.size
+	var page []hitOut
+	scrollID := ""
 	if want > 0 {
 		for i, ix := range list {
 			matches[i].forEach(func(o int32) {
@@ -717,17 +741,38 @@ func (s *Server) handleSearch(rq *request) *esError {
 			i := sort.Search(len(hits), func(i int) bool { return cmpHits(hits[i].vals, after, sr.sort) > 0 })
 			hits = hits[i:]
 		}
-		if sr.from >= len(hits) {
-			hits = nil
+		if sr.scroll > 0 {
+			all := make([]hitOut, len(hits))
+			for i, h := range hits {
+				all[i] = toHitOut(h, sr)
+			}
+			n := min(sr.size, len(all))
+			page = all[:n]
+			var e *esError
+			if scrollID, e = s.newScroll(&scrollCtx{hits: all, pos: n, sr: sr, total: total, shards: len(list), score: queryScore(sr.q)}); e != nil {
+				return e
+			}
 		} else {
-			hits = hits[sr.from:]
-			if len(hits) > sr.size {
-				hits = hits[:sr.size]
+			if sr.from >= len(hits) {
+				hits = nil
+			} else {
+				hits = hits[sr.from:]
+				if len(hits) > sr.size {
+					hits = hits[:sr.size]
+				}
+			}
+			page = make([]hitOut, len(hits))
+			for i, h := range hits {
+				page[i] = toHitOut(h, sr)
 			}
 		}
 	}
 	var b bytes.Buffer
-	b.WriteString(`{"took":`)
+	b.WriteString(`{`)
+	if scrollID != "" {
+		b.WriteString(`"_scroll_id":"` + scrollID + `",`)
+	}
+	b.WriteString(`"took":`)
 	b.WriteString(strconv.FormatInt(time.Since(start).Milliseconds(), 10))
 	b.WriteString(`,"timed_out":false,"_shards":`)
 	sj, _ := json.Marshal(shardsJSON(len(list)))
@@ -749,50 +794,9 @@ func (s *Server) handleSearch(rq *request) *esError {
 	} else {
 		b.WriteString(`"max_score":null`)
 	}
-	b.WriteString(`,"hits":[`)
-	for i, h := range hits {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		d := h.ix.segDocs[h.ord]
-		b.WriteString(`{"_index":`)
-		writeJSONString(&b, h.ix.name)
-		b.WriteString(`,"_type":"_doc","_id":`)
-		writeJSONString(&b, d.id)
-		if sr.version {
-			b.WriteString(`,"_version":` + strconv.FormatInt(d.version, 10))
-		}
-		if sr.seqNo {
-			b.WriteString(`,"_seq_no":` + strconv.FormatInt(d.seqNo, 10) + `,"_primary_term":1`)
-		}
-		if scored {
-			b.WriteString(`,"_score":` + strconv.FormatFloat(score, 'f', -1, 64))
-		} else {
-			b.WriteString(`,"_score":null`)
-		}
-		src, e := sr.source.apply(d.source)
-		if e != nil {
-			return e
-		}
-		if src != nil {
-			b.WriteString(`,"_source":`)
-			b.Write(src)
-		}
-		if len(sr.sort) > 0 {
-			vals := make([]any, len(h.vals))
-			for j, v := range h.vals {
-				vals[j] = v.json()
-				if !v.present {
-					vals[j] = missingSortValue(h.ix, sr.sort[j])
-				}
-			}
-			vj, _ := json.Marshal(vals)
-			b.WriteString(`,"sort":`)
-			b.Write(vj)
-		}
-		b.WriteByte('}')
+	if e := renderHits(&b, page, sr, scored, score); e != nil {
+		return e
 	}
-	b.WriteString(`]}`)
 	if len(sr.aggs) > 0 {
 		aj, err := json.Marshal(aggsOut)
 		if err != nil {
@@ -808,6 +812,70 @@ func (s *Server) handleSearch(rq *request) *esError {
 		return s.ok(rq, 200, v)
 	}
 	return s.ok(rq, 200, json.RawMessage(b.Bytes()))
+}
+
+// hitOut is a hit ready to render (a scroll keeps them between pages).
+type hitOut struct {
+	index, id      string
+	version, seqNo int64
+	source         []byte
+	sort           []any
+}
+
+func toHitOut(h hitRef, sr *searchReq) hitOut {
+	d := h.ix.segDocs[h.ord]
+	o := hitOut{index: h.ix.name, id: d.id, version: d.version, seqNo: d.seqNo, source: d.source}
+	if len(sr.sort) > 0 {
+		o.sort = make([]any, len(h.vals))
+		for j, v := range h.vals {
+			o.sort[j] = v.json()
+			if !v.present {
+				o.sort[j] = missingSortValue(h.ix, sr.sort[j])
+			}
+		}
+	}
+	return o
+}
+
+// renderHits writes `,"hits":[...]}` (closing the outer "hits" object).
+func renderHits(b *bytes.Buffer, hits []hitOut, sr *searchReq, scored bool, score float64) *esError {
+	b.WriteString(`,"hits":[`)
+	for i, h := range hits {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"_index":`)
+		writeJSONString(b, h.index)
+		b.WriteString(`,"_type":"_doc","_id":`)
+		writeJSONString(b, h.id)
+		if sr.version {
+			b.WriteString(`,"_version":` + strconv.FormatInt(h.version, 10))
+		}
+		if sr.seqNo {
+			b.WriteString(`,"_seq_no":` + strconv.FormatInt(h.seqNo, 10) + `,"_primary_term":1`)
+		}
+		if scored {
+			b.WriteString(`,"_score":` + strconv.FormatFloat(score, 'f', -1, 64))
+		} else {
+			b.WriteString(`,"_score":null`)
+		}
+		src, e := sr.source.apply(h.source)
+		if e != nil {
+			return e
+		}
+		if src != nil {
+			b.WriteString(`,"_source":`)
+			b.Write(src)
+		}
+		if h.sort != nil {
+			vj, _ := json.Marshal(h.sort)
+			b.WriteString(`,"sort":`)
+			b.Write(vj)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteString(`]}`)
+	return nil
 }
 
 // cmpHits orders two documents' sort values by the sort specs.

@@ -70,7 +70,10 @@ type Server struct {
 	legacy    map[string]*legacyTemplate
 
 	writeMu sync.Mutex // serializes writes so memory and disk agree on order
-	st      *boltStore
+
+	scrollMu sync.Mutex
+	scrolls  map[string]*scrollCtx
+	st       *boltStore
 
 	faults atomic.Pointer[Faults]
 	rngMu  sync.Mutex
@@ -275,6 +278,9 @@ func (s *Server) refresher() {
 			list = append(list, ix)
 		}
 		s.mu.RUnlock()
+		s.scrollMu.Lock()
+		s.expireScrollsLocked()
+		s.scrollMu.Unlock()
 		now := time.Now()
 		for _, ix := range list {
 			ix.mu.Lock()
@@ -622,8 +628,8 @@ func (s *Server) route(rq *request) *esError {
 		if len(p) == 1 {
 			return need(s.handleSearch, "GET", "POST")
 		}
-		if p[1] == "scroll" {
-			return errUnsupported("scroll searches")
+		if p[1] == "scroll" && len(p) <= 3 {
+			return need(s.handleScroll, "GET", "POST", "DELETE")
 		}
 	case "_count":
 		if len(p) == 1 {
