@@ -53,7 +53,7 @@ func FuzzSearchBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string, endpoint uint8) {
 		s := fuzzServer(t)
-		path := []string{"/f/_search", "/f/_count", "/f*/_search?size=3", "/f/_delete_by_query"}[int(endpoint)%4]
+		path := []string{"/f/_search", "/f/_count", "/f*/_search?size=3", "/f/_delete_by_query", "/f/_search?scroll=1m&size=1", "/_msearch"}[int(endpoint)%6]
 		if path == "/f/_delete_by_query" && len(body) > 0 && body[0] == '{' {
 			path = "/nonexistent-*/_delete_by_query" // keep the corpus index intact
 		}
