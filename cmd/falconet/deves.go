@@ -36,13 +36,13 @@ func runDevES(ctx context.Context, args []string) error {
 		return err
 	}
 	if *data == "" && !*memory {
-		return exitError{code: 2, msg: "dev-es: -data DIR or -memory is required"}
+		return exitError{code: 2, msg: "-data DIR or -memory is required"}
 	}
 	if *reject < 0 || *reject > 1 {
-		return exitError{code: 2, msg: "dev-es: -fault-reject must be within [0, 1]"}
+		return exitError{code: 2, msg: "-fault-reject must be within [0, 1]"}
 	}
 	if *rejectReq < 0 || *rejectReq > 1 {
-		return exitError{code: 2, msg: "dev-es: -fault-reject-requests must be within [0, 1]"}
+		return exitError{code: 2, msg: "-fault-reject-requests must be within [0, 1]"}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "dev-es")
 	es, err := devstack.StartESServer(devstack.ESConfig{Listen: *listen, DataDir: *data, Memory: *memory, Logger: logger})
