@@ -601,3 +601,25 @@ func TestESMsearch(t *testing.T) {
 		t.Fatalf("olivere MultiSearch: %+v %v", res, err)
 	}
 }
+
+// Reference: "Reindex API" (local source with a query, op_type create,
+// conflicts, response counters).
+func TestESReindex(t *testing.T) {
+	env := newESEnv(t)
+	src, dst := env.idx("src"), env.idx("dst")
+	var b strings.Builder
+	for i := 0; i < 6; i++ {
+		fmt.Fprintf(&b, "{\"index\":{\"_index\":%q,\"_id\":\"%d\"}}\n{\"n\":%d}\n", src, i, i)
+	}
+	env.must(200, "POST", "/_bulk?refresh=true", b.String())
+	r := env.must(200, "POST", "/_reindex?refresh=true", `{"source":{"index":"`+src+`","query":{"range":{"n":{"gte":2}}}},"dest":{"index":"`+dst+`"}}`)
+	expect(t, r, "created", 4)
+	expect(t, r, "total", 4)
+	expect(t, env.must(200, "GET", "/"+dst+"/_count", ""), "count", 4)
+	r = env.must(409, "POST", "/_reindex", `{"source":{"index":"`+src+`"},"dest":{"index":"`+dst+`","op_type":"create"}}`)
+	expect(t, r, "version_conflicts", 4)
+	expect(t, r, "created", 2)
+	r = env.must(200, "POST", "/_reindex", `{"conflicts":"proceed","source":{"index":"`+src+`"},"dest":{"index":"`+dst+`","op_type":"create"}}`)
+	expect(t, r, "version_conflicts", 6)
+	env.must(400, "POST", "/_reindex", `{"source":{"index":"`+src+`"},"dest":{"index":"`+src+`"}}`)
+}

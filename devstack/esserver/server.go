@@ -542,8 +542,8 @@ func methodNotAllowed(rq *request, allowed ...string) *esError {
 // knownAPIs are Elasticsearch endpoints dev-es does not implement: they
 // answer "dev-es does not support", not ES's "no handler found".
 var knownAPIs = map[string]bool{
-	"_reindex": true, "_update_by_query": true,
-	"_stats": true, "_forcemerge": true, "_open": true, "_close": true, "_rollover": true, "_shrink": true,
+	"_update_by_query": true,
+	"_stats":           true, "_forcemerge": true, "_open": true, "_close": true, "_rollover": true, "_shrink": true,
 	"_split": true, "_clone": true, "_analyze": true, "_validate": true, "_explain": true, "_field_caps": true,
 	"_termvectors": true, "_mtermvectors": true, "_segments": true, "_recovery": true, "_shard_stores": true,
 	"_cache": true, "_ilm": true, "_snapshot": true, "_ingest": true, "_tasks": true, "_component_template": true,
@@ -638,6 +638,10 @@ func (s *Server) route(rq *request) *esError {
 	case "_mget":
 		if len(p) == 1 {
 			return need(s.handleMget, "GET", "POST")
+		}
+	case "_reindex":
+		if len(p) == 1 {
+			return need(s.handleReindex, "POST")
 		}
 	case "_msearch":
 		if len(p) == 1 {
