@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,6 +137,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	netns.Sweep()
+	// An interrupted run (Ctrl-C, a CI timeout's SIGTERM) still removes its
+	// namespaces and kills its daemons.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "fault suite: %v: removing namespaces\n", s)
+		netns.CloseAll()
+		os.Exit(1)
+	}()
 	buildBinaries()
 	code := m.Run()
 	if len(report.rows) > 0 {
@@ -426,24 +438,21 @@ func (c *cluster) tails() string {
 // after heal is in ES (live) and until every metric accepted before heal is
 // (backlog drained). It returns when both are known or the limit passes.
 func (c *cluster) measureHeal(heal time.Time, limit time.Duration) (firstLive, drain time.Duration, liveOK, drainOK bool) {
-	return c.measure(heal, limit, false, 0)
-}
-
-// measureHealLive measures only the first live metric.
-func (c *cluster) measureHealLive(heal time.Time, limit time.Duration) (firstLive, drain time.Duration, liveOK, drainOK bool) {
 	return c.measure(heal, limit, true, 0)
 }
 
-// measureHealPartial counts the backlog drained when all but allowMissing
-// of it arrived (the buffer dropped that many).
-func (c *cluster) measureHealPartial(heal time.Time, limit time.Duration, allowMissing int) (firstLive, drain time.Duration, liveOK, drainOK bool) {
-	return c.measure(heal, limit, false, allowMissing)
+// measureDrainOnly measures only the backlog, counting it drained when all
+// but allowMissing of it arrived (the buffer dropped that many); for
+// scenarios that stop generating before the heal.
+func (c *cluster) measureDrainOnly(heal time.Time, limit time.Duration, allowMissing int) (drain time.Duration, drainOK bool) {
+	_, drain, _, drainOK = c.measure(heal, limit, false, allowMissing)
+	return drain, drainOK
 }
 
-func (c *cluster) measure(heal time.Time, limit time.Duration, liveOnly bool, allowMissing int) (firstLive, drain time.Duration, liveOK, drainOK bool) {
+func (c *cluster) measure(heal time.Time, limit time.Duration, wantLive bool, allowMissing int) (firstLive, drain time.Duration, liveOK, drainOK bool) {
 	c.t.Helper()
-	drainOK = liveOnly
 	ctx := context.Background()
+	liveDone := !wantLive
 	deadline := heal.Add(limit)
 	var backlog []string
 	for _, r := range c.records() {
@@ -455,8 +464,8 @@ func (c *cluster) measure(heal time.Time, limit time.Duration, liveOnly bool, al
 		}
 		backlog = append(backlog, check.IDs(r.Stream, seqs)...)
 	}
-	for time.Now().Before(deadline) && !(liveOK && drainOK) {
-		if !liveOK {
+	for time.Now().Before(deadline) && !(liveDone && drainOK) {
+		if !liveDone {
 			var live []string
 			for _, r := range c.records() {
 				var seqs []int64
@@ -473,7 +482,7 @@ func (c *cluster) measure(heal time.Time, limit time.Duration, liveOnly bool, al
 			}
 			if len(live) > 0 {
 				if n, err := c.ES.CountIDs(ctx, live); err == nil && n > 0 {
-					firstLive, liveOK = time.Since(heal), true
+					firstLive, liveOK, liveDone = time.Since(heal), true, true
 				}
 			}
 		}

@@ -131,16 +131,20 @@ func TestRelayKill(t *testing.T) {
 	c.relays[0].Kill()
 	killed := time.Now()
 	r := row{Scenario: "relay SIGKILL", Fault: "relay1 killed, back after 30 s"}
-	r.FirstLive, _, r.firstLiveM, _ = c.measureHealLive(killed, 60*time.Second)
+	// Both measured while relay1 is still dead: everything, the batches that
+	// were in flight to relay1 included, must go through relay2.
+	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHeal(killed, 29*time.Second)
 	if !r.firstLiveM {
-		t.Errorf("no metric generated after the kill was stored within 60 s: failover did not happen")
+		t.Errorf("no metric generated after the kill was stored while relay1 was down: failover did not happen")
+	}
+	if !r.drainM {
+		t.Errorf("metrics accepted before the kill were not all stored while relay1 was down")
 	}
 	time.Sleep(max(0, 30*time.Second-time.Since(killed))) // relay1 stays dead 30 s
 	if err := c.relays[0].Restart(); err != nil {
 		t.Fatal(err)
 	}
 	c.waitTCP(c.relayN[0].Addr(relayPort), c.relays[0])
-	_, r.Drain, _, r.drainM = c.measureHeal(killed, drainLimit)
 	c.finish(r)
 }
 
@@ -265,6 +269,10 @@ func TestBufferCap(t *testing.T) {
 		t.Fatalf("a %s buffer never dropped during the outage: %v", capBytes, err)
 	}
 	time.Sleep(10 * time.Second) // keep the outage going past the first drop
+	// Stop generating before the heal: from here the buffer only shrinks, so
+	// every drop happened during the outage, and the counter is final.
+	recs := c.stopLoads()
+	c.loads = nil
 	after, err := agentMetric(nd, "falconet_buffer_dropped_metrics_total")
 	if err != nil {
 		t.Fatal(err)
@@ -275,9 +283,10 @@ func TestBufferCap(t *testing.T) {
 	healed := time.Now()
 	dropped := int64(after - before)
 	r := row{Scenario: "buffer cap", Fault: fmt.Sprintf("max_bytes %s, 2000 metrics/s, link down %.0f s", capBytes, healed.Sub(down).Seconds()), Dropped: dropped}
-	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHealPartial(healed, drainLimit, int(dropped))
-	recs := c.stopLoads()
-	c.loads = nil
+	r.Drain, r.drainM = c.measureDrainOnly(healed, drainLimit, int(dropped))
+	if !r.drainM {
+		t.Errorf("what the buffer kept did not arrive within %v of the heal", drainLimit)
+	}
 	// Let everything that survived arrive, then look at exactly what is missing.
 	ctx := context.Background()
 	var ids []string
@@ -307,8 +316,13 @@ func TestBufferCap(t *testing.T) {
 	if res.Duplicated != 0 || res.Misplaced != 0 {
 		t.Errorf("duplicates or misplaced documents: %s", res)
 	}
-	if int64(res.Missing) != dropped {
-		t.Errorf("missing %d metrics, the drop counter says %d: %s", res.Missing, dropped, res)
+	// The counter counts what the agent discarded. A batch in flight when the
+	// link went down may have reached Kafka with its ack lost; if the cap
+	// then drops it, it is counted and yet stored. So: missing <= dropped,
+	// and the difference is at most the sender's in-flight window.
+	const window = 32 // batches in flight per connection (the sender's window)
+	if int64(res.Missing) > dropped || dropped-int64(res.Missing) > window*int64(c.o.series) {
+		t.Errorf("missing %d metrics, the drop counter says %d (want missing <= dropped, within one in-flight window): %s", res.Missing, dropped, res)
 	}
 	// The missing ones must be the oldest of the outage: every missing push is
 	// older than every stored push accepted after the link went down.
@@ -324,7 +338,7 @@ func TestBufferCap(t *testing.T) {
 		}
 	}
 	r.Pass = !t.Failed()
-	r.Note = fmt.Sprintf("missing = dropped counter = %d, all older than any kept", dropped)
+	r.Note = fmt.Sprintf("missing %d, drop counter %d; every missing push older than every kept one", res.Missing, dropped)
 	if t.Failed() {
 		r.Note = ""
 		t.Logf("component logs:\n%s", c.tails())

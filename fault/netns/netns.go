@@ -52,6 +52,26 @@ const Subnet = "10.213.77"
 
 const namePrefix = "fnt"
 
+// live holds every Net not yet closed, for CloseAll.
+var live struct {
+	sync.Mutex
+	nets map[*Net]bool
+}
+
+// CloseAll closes every Net of this process (for a signal handler: an
+// interrupted test run must not leave namespaces and processes behind).
+func CloseAll() {
+	live.Lock()
+	nets := make([]*Net, 0, len(live.nets))
+	for n := range live.nets {
+		nets = append(nets, n)
+	}
+	live.Unlock()
+	for _, n := range nets {
+		n.Close()
+	}
+}
+
 // Net is one test network.
 type Net struct {
 	prefix  string
@@ -126,6 +146,12 @@ func Create(logDir string) (*Net, error) {
 		logDir: logDir,
 	}
 	n.hub = n.prefix + "hub"
+	live.Lock()
+	if live.nets == nil {
+		live.nets = map[*Net]bool{}
+	}
+	live.nets[n] = true
+	live.Unlock()
 	// A leftover from an earlier Net in this same process (a crashed test).
 	_ = run("ip", "netns", "del", n.hub)
 	_ = run("ip", "link", "del", n.hostIf)
@@ -449,6 +475,9 @@ func (n *Net) Close() error {
 	n.closed = true
 	procs, nodes := n.procs, n.nodes
 	n.mu.Unlock()
+	live.Lock()
+	delete(live.nets, n)
+	live.Unlock()
 	for _, p := range procs {
 		p.Kill()
 	}
