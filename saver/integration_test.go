@@ -789,3 +789,32 @@ func TestSaverBodyTooLarge(t *testing.T) {
 	}
 	t.Logf("%v bulks answered 413 and split", rs.counter(rs.s.m.bulks.WithLabelValues("too_large")))
 }
+
+// A tag whose first value looks like a date must stay a keyword: with ES's
+// default date detection (run before dynamic templates) the tag would become
+// a date and every later non-date value a 400 mapping error.
+func TestSaverDateLikeTagStaysKeyword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartKafkaT(t, testTopic, testDLQ)
+	es := startTestES(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	ms := []metric.Metric{
+		{Endpoint: "h", Name: "backup.age", Value: 1, Timestamp: now.Unix() - 2, Tags: map[string]string{"release": "2026-01-02"}},
+		{Endpoint: "h", Name: "backup.age", Value: 2, Timestamp: now.Unix() - 1, Tags: map[string]string{"release": "stable"}},
+	}
+	recs := metricRecords(ms)
+	produce(t, k.Addr(), recs[:1])
+	startSaver(t, testConfig(k.Addr(), es.url))
+	waitFor(t, 60*time.Second, "the date-like record committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == 1 && e == 1, fmt.Sprintf("committed %d of %d", c, e)
+	})
+	produce(t, k.Addr(), recs[1:])
+	waitFor(t, 60*time.Second, "both records committed", func() (bool, string) {
+		c, e := committed(t, k.Addr(), "falconet-saver")
+		return c == 2 && e == 2, fmt.Sprintf("committed %d of %d", c, e)
+	})
+	es.checkStored(t, ms)
+}

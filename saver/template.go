@@ -55,7 +55,12 @@ func (c *ElasticsearchConfig) indexTemplates() map[string]map[string]any {
 			"template": map[string]any{
 				"settings": settings,
 				"mappings": map[string]any{
-					"dynamic":           "strict",
+					"dynamic": "strict",
+					// Elasticsearch runs date detection before dynamic
+					// templates: a first tag value such as "2026-01-02" would
+					// map that tag as a date and refuse every later value.
+					"date_detection":    false,
+					"numeric_detection": false,
 					"dynamic_templates": tagsTemplate,
 					"properties":        props,
 				},
