@@ -304,33 +304,57 @@ func (es *ES) Check(ctx context.Context, rec *load.Record) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	seen := make(map[string]int, len(hits))
+	byHit := make(map[string][]hit, len(hits))
 	for _, h := range hits {
-		w := byID[h.ID]
-		seen[h.ID]++
-		if seen[h.ID] > 1 {
-			res.Duplicated++
-			res.DuplicateSamples = appendCapped(res.DuplicateSamples, fmt.Sprintf("%s@%d (id %s also in %s)", w.m.SeriesKey(), w.m.Timestamp, h.ID, h.Index))
+		byHit[h.ID] = append(byHit[h.ID], h)
+	}
+	problemOf := func(w want, h hit) string {
+		var got metric.Metric
+		if err := json.Unmarshal(h.Source, &got); err != nil {
+			return "source does not decode: " + err.Error()
+		}
+		if got.DocID() != h.ID || got.Value != w.m.Value {
+			return fmt.Sprintf("source is %s@%d value %v", got.SeriesKey(), got.Timestamp, got.Value)
+		}
+		if wantIdx := es.IndexPrefix + w.m.Day(); h.Index != wantIdx {
+			return fmt.Sprintf("in index %s, want %s", h.Index, wantIdx)
+		}
+		return ""
+	}
+	seen := make(map[string]int, len(byHit))
+	for _, id := range ids {
+		copies := byHit[id]
+		if len(copies) == 0 || seen[id] > 0 {
 			continue
 		}
-		var got metric.Metric
+		seen[id] = len(copies)
+		w := byID[id]
+		// The copy where it belongs is the metric; any other copy of the
+		// same id (another daily index) is a duplicate.
+		good := -1
 		var problem string
-		if err := json.Unmarshal(h.Source, &got); err != nil {
-			problem = "source does not decode: " + err.Error()
-		} else if got.DocID() != h.ID || got.Value != w.m.Value {
-			problem = fmt.Sprintf("source is %s@%d value %v", got.SeriesKey(), got.Timestamp, got.Value)
-		} else if wantIdx := es.IndexPrefix + w.m.Day(); h.Index != wantIdx {
-			problem = fmt.Sprintf("in index %s, want %s", h.Index, wantIdx)
+		for i, h := range copies {
+			if p := problemOf(w, h); p == "" {
+				good = i
+				break
+			} else if problem == "" {
+				problem = p
+			}
 		}
-		if problem != "" {
+		if good < 0 {
 			res.Misplaced++
 			res.MisplacedSamples = appendCapped(res.MisplacedSamples, fmt.Sprintf("%s@%d: %s", w.m.SeriesKey(), w.m.Timestamp, problem))
-			continue
-		}
-		if w.accepted {
+		} else if w.accepted {
 			res.Stored++
 		} else {
 			res.Uncertain++
+		}
+		for i, h := range copies {
+			if i == good || (good < 0 && i == 0) {
+				continue
+			}
+			res.Duplicated++
+			res.DuplicateSamples = appendCapped(res.DuplicateSamples, fmt.Sprintf("%s@%d (id %s also in %s)", w.m.SeriesKey(), w.m.Timestamp, h.ID, h.Index))
 		}
 	}
 	for _, id := range ids {
