@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,7 +52,29 @@ func printStatus(ctx context.Context, w io.Writer, st demoState) error {
 		if alive {
 			health = "running"
 		}
-		if m.HTTP != "" && alive {
+		switch {
+		case !alive:
+		case m.Role == "es":
+			// Elasticsearch has no /healthz: its cluster health says it.
+			var h struct {
+				Status string `json:"status"`
+			}
+			if body, err := fetch(m.HTTP + "/_cluster/health"); err != nil || json.Unmarshal([]byte(body), &h) != nil {
+				health = "unhealthy"
+			} else {
+				health = "ok"
+				detail = "cluster=" + h.Status
+			}
+		case m.HTTP == "":
+			// Kafka: a TCP connect is all there is to ask.
+			if c, err := net.DialTimeout("tcp", m.Addr, 2*time.Second); err == nil {
+				c.Close()
+				health = "ok"
+			} else {
+				health = "unreachable"
+			}
+		}
+		if m.HTTP != "" && alive && m.Role != "es" {
 			if _, err := fetch(m.HTTP + "/healthz"); err == nil {
 				health = "ok"
 			} else {
