@@ -491,7 +491,7 @@ func (c *cluster) measure(heal time.Time, limit time.Duration, wantLive bool, al
 				drain, drainOK = time.Since(heal), true
 			}
 		}
-		time.Sleep(pollEvery) // polling interval
+		netns.Hold(pollEvery) // polling interval
 	}
 	return
 }

@@ -25,7 +25,7 @@ func outage(t *testing.T, o opts, r row, hold time.Duration, inject, heal func(c
 	c.startLoads()
 	c.waitWarm()
 	inject(c)
-	time.Sleep(hold) // the outage itself
+	netns.Hold(hold) // the outage itself
 	heal(c)
 	healed := time.Now()
 	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHeal(healed, drainLimit)
@@ -103,7 +103,7 @@ func TestBlackhole60s(t *testing.T) {
 			}
 			noticed = time.Since(start)
 			t.Logf("agents noticed the blackhole after %.1f s", noticed.Seconds())
-			time.Sleep(max(0, 60*time.Second-time.Since(start))) // the rest of the 60 s outage
+			netns.Hold(max(0, 60*time.Second-time.Since(start))) // the rest of the 60 s outage
 		},
 		func(c *cluster) { forAgents(c, (*netns.Node).Unblackhole) })
 	setLastNote(fmt.Sprintf("noticed in %.1f s", noticed.Seconds()))
@@ -140,7 +140,7 @@ func TestRelayKill(t *testing.T) {
 	if !r.drainM {
 		t.Errorf("metrics accepted before the kill were not all stored while relay1 was down")
 	}
-	time.Sleep(max(0, 30*time.Second-time.Since(killed))) // relay1 stays dead 30 s
+	netns.Hold(max(0, 30*time.Second-time.Since(killed))) // relay1 stays dead 30 s
 	if err := c.relays[0].Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,13 +173,13 @@ func TestESDown60s(t *testing.T) {
 	outage(t, opts{}, row{Scenario: "ES 429 / 503 / down", Fault: "50% items 429 20 s, 503 20 s, stopped 20 s"}, 0,
 		func(c *cluster) {
 			c.esFaults(`{"reject_fraction":0.5}`)
-			time.Sleep(20 * time.Second) // the 429 phase
+			netns.Hold(20 * time.Second) // the 429 phase
 			c.esFaults(`{"unavailable":true}`)
-			time.Sleep(20 * time.Second) // the 503 phase
+			netns.Hold(20 * time.Second) // the 503 phase
 			if err := c.es.Stop(20 * time.Second); err != nil && c.es.Running() {
 				t.Fatal(err)
 			}
-			time.Sleep(20 * time.Second) // the stopped phase
+			netns.Hold(20 * time.Second) // the stopped phase
 		},
 		func(c *cluster) {
 			if err := c.es.Restart(); err != nil {
@@ -198,7 +198,7 @@ func TestAgentKillWhileBuffering(t *testing.T) {
 		func(c *cluster) {
 			forAgents(c, (*netns.Node).LinkDown)
 			for range 6 {
-				time.Sleep(6 * time.Second) // the pace of the kills is the fault
+				netns.Hold(6 * time.Second) // the pace of the kills is the fault
 				for i, p := range c.agents {
 					p.Kill()
 					kills++
@@ -227,9 +227,9 @@ func TestFlappingLink(t *testing.T) {
 		func(c *cluster) {
 			for range 10 {
 				forAgents(c, (*netns.Node).LinkDown)
-				time.Sleep(3 * time.Second) // flap period
+				netns.Hold(3 * time.Second) // flap period
 				forAgents(c, (*netns.Node).LinkUp)
-				time.Sleep(3 * time.Second) // flap period
+				netns.Hold(3 * time.Second) // flap period
 			}
 			forAgents(c, (*netns.Node).LinkDown) // the last flap ends with the heal below
 		},
@@ -268,7 +268,7 @@ func TestBufferCap(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a %s buffer never dropped during the outage: %v", capBytes, err)
 	}
-	time.Sleep(10 * time.Second) // keep the outage going past the first drop
+	netns.Hold(10 * time.Second) // keep the outage going past the first drop
 	// Stop generating before the heal: from here the buffer only shrinks, so
 	// every drop happened during the outage, and the counter is final.
 	recs := c.stopLoads()

@@ -76,7 +76,7 @@ func TestSoak(t *testing.T) {
 		hold := time.Duration(5+rng.IntN(26)) * time.Second
 		t.Logf("round %d: %s for %v", round, f.name, hold)
 		f.inject(c)
-		time.Sleep(hold) // the fault's duration
+		netns.Hold(hold) // the fault's duration
 		f.heal(c)
 		recs := c.stopLoads()
 		c.loads, c.loadLogs = nil, nil

@@ -565,6 +565,17 @@ func run(argv ...string) error {
 	return nil
 }
 
+// Hold lets time pass: the duration of a fault (a link stays down 30 s) or
+// the interval between two polls. It is never used to wait for something to
+// happen; that is WaitFor's job.
+func Hold(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	<-t.C
+}
+
 // WaitFor polls cond every interval until it returns nil or timeout passes;
 // it returns the last error.
 func WaitFor(timeout, interval time.Duration, cond func() error) error {
@@ -577,7 +588,7 @@ func WaitFor(timeout, interval time.Duration, cond func() error) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v: %w", timeout, err)
 		}
-		time.Sleep(interval)
+		Hold(interval)
 	}
 }
 
