@@ -145,6 +145,9 @@ func TestMain(m *testing.M) {
 		s := <-sig
 		fmt.Fprintf(os.Stderr, "fault suite: %v: removing namespaces\n", s)
 		netns.CloseAll()
+		if bins.dir != "" {
+			os.RemoveAll(bins.dir)
+		}
 		os.Exit(1)
 	}()
 	buildBinaries()
