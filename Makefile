@@ -38,8 +38,9 @@ test-fault-soak: build ## random fault sequences for SOAK (default 10m), contrac
 bench: ## Go benchmarks (numbers for the README)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./... | tee bench.out
 
-demo: build ## run the whole pipeline on this machine
-	./bin/falconet demo
+DEMO_ARGS ?= -duration 90s -fault relay-kill
+demo: build ## the whole pipeline on loopback for 90 s, a relay killed mid-run, then the verdict (DEMO_ARGS= runs until Ctrl-C)
+	./bin/falconet demo $(DEMO_ARGS)
 
 lint: ## golangci-lint with .golangci.yml
 	@command -v golangci-lint >/dev/null || { echo "golangci-lint not installed: see .ci/run"; exit 1; }
