@@ -61,10 +61,16 @@ type BufferConfig struct {
 
 // RelayConfig is [relay]: where batches go when discovery finds no relay.
 type RelayConfig struct {
-	Addresses   []string       `toml:"addresses"`
-	Token       string         `toml:"token"`
-	MaxInFlight int            `toml:"max_in_flight"`
-	TLS         RelayTLSConfig `toml:"tls"`
+	Addresses   []string `toml:"addresses"`
+	Token       string   `toml:"token"`
+	MaxInFlight int      `toml:"max_in_flight"`
+	// Heartbeat is how often the sender proves the connection alive; a
+	// silent (blackholed) relay is left after ReadTimeout.
+	Heartbeat confkit.Duration `toml:"heartbeat"`
+	// ReadTimeout: nothing heard for this long closes the connection (and
+	// sets TCP_USER_TIMEOUT). 0: three heartbeats.
+	ReadTimeout confkit.Duration `toml:"read_timeout"`
+	TLS         RelayTLSConfig   `toml:"tls"`
 }
 
 // RelayTLSConfig is [relay.tls].
@@ -150,7 +156,8 @@ func DefaultConfig() Config {
 			CompactTimeout:   confkit.Duration(30 * time.Second),
 			VerifyOnOpen:     true,
 		},
-		Relay:     RelayConfig{Addresses: []string{}, MaxInFlight: 32},
+		Relay: RelayConfig{Addresses: []string{}, MaxInFlight: 32,
+			Heartbeat: confkit.Duration(2 * time.Second), ReadTimeout: confkit.Duration(6 * time.Second)},
 		Discovery: DiscoveryConfig{Seeds: []string{}},
 		Collectors: CollectorsConfig{
 			CPU: true, Load: true, Memory: true, Filesystem: true,
@@ -230,6 +237,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Relay.MaxInFlight < 1 || c.Relay.MaxInFlight > 1024 {
 		return bad("relay.max_in_flight", "%d: want between 1 and 1024", c.Relay.MaxInFlight)
+	}
+	if hb := c.Relay.Heartbeat.D(); hb < 100*time.Millisecond || hb > time.Minute {
+		return bad("relay.heartbeat", "%s: want between 100ms and 1m", hb)
+	}
+	if rt := c.Relay.ReadTimeout.D(); rt != 0 && rt < 2*c.Relay.Heartbeat.D() {
+		return bad("relay.read_timeout", "%s: want 0 (three heartbeats) or at least two heartbeats (%s)", rt, 2*c.Relay.Heartbeat.D())
 	}
 	t := c.Relay.TLS
 	if (t.Cert == "") != (t.Key == "") {

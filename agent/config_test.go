@@ -120,6 +120,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[relay]\naddresses = [\"r1\"]", "relay.addresses[0]:"},
 		{"[relay]\naddresses = [\"r1:8433\", \":8433\"]", "relay.addresses[1]:"},
 		{"[relay]\nmax_in_flight = 0", "relay.max_in_flight:"},
+		{"[relay]\nheartbeat = \"10ms\"", "relay.heartbeat:"},
+		{"[relay]\nheartbeat = \"2s\"\nread_timeout = \"3s\"", "relay.read_timeout:"},
 		{"[relay.tls]\nenabled = true\ncert = \"/c.pem\"", "relay.tls.cert:"},
 		{"[relay.tls]\nca = \"/ca.pem\"", "relay.tls.enabled:"},
 		{"[discovery]\nseeds = [\"x\"]", "discovery.seeds[0]:"},

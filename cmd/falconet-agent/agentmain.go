@@ -192,6 +192,9 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	scfg.Token = cfg.Relay.Token
 	scfg.AgentID = host
 	scfg.MaxInFlight = cfg.Relay.MaxInFlight
+	scfg.Heartbeat = cfg.Relay.Heartbeat.D()
+	scfg.ReadTimeout = cfg.Relay.ReadTimeout.D()
+	scfg.UserTimeout = scfg.ReadTimeout
 	if scfg.TLS, err = relayTLS(cfg.Relay.TLS); err != nil {
 		return err
 	}
