@@ -29,7 +29,7 @@ test-short: ## quick unit tests, no race detector
 	$(GO) test -short ./...
 
 test-fault: build ## network-namespace fault tests (root); report table in /tmp/falconet-fault-report.md
-	$(GO) test -tags fault -timeout 20m -count=1 -p 1 -v ./fault/... 2>&1 | tee /tmp/falconet-fault.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\||fault suite|report)|_test.go' ; exit $${PIPESTATUS[0]}
+	$(GO) test -tags fault -timeout 20m -count=1 -p 1 -v ./fault/... 2>&1 | tee /tmp/falconet-fault.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\||fault suite|report)|_test.go' ; exit $${PIPESTATUS[0]}
 
 SOAK ?= 10m
 test-fault-soak: build ## random fault sequences for SOAK (default 10m), contract checked after each (root; not in CI)

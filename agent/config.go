@@ -70,7 +70,10 @@ type RelayConfig struct {
 	// ReadTimeout: nothing heard for this long closes the connection (and
 	// sets TCP_USER_TIMEOUT). 0: three heartbeats.
 	ReadTimeout confkit.Duration `toml:"read_timeout"`
-	TLS         RelayTLSConfig   `toml:"tls"`
+	// BackoffMax caps the jittered exponential wait between reconnection
+	// rounds when no relay takes batches.
+	BackoffMax confkit.Duration `toml:"backoff_max"`
+	TLS        RelayTLSConfig   `toml:"tls"`
 }
 
 // RelayTLSConfig is [relay.tls].
@@ -157,7 +160,8 @@ func DefaultConfig() Config {
 			VerifyOnOpen:     true,
 		},
 		Relay: RelayConfig{Addresses: []string{}, MaxInFlight: 32,
-			Heartbeat: confkit.Duration(2 * time.Second), ReadTimeout: confkit.Duration(6 * time.Second)},
+			Heartbeat: confkit.Duration(2 * time.Second), ReadTimeout: confkit.Duration(6 * time.Second),
+			BackoffMax: confkit.Duration(10 * time.Second)},
 		Discovery: DiscoveryConfig{Seeds: []string{}},
 		Collectors: CollectorsConfig{
 			CPU: true, Load: true, Memory: true, Filesystem: true,
@@ -240,6 +244,9 @@ func (c *Config) Validate() error {
 	}
 	if hb := c.Relay.Heartbeat.D(); hb < 100*time.Millisecond || hb > time.Minute {
 		return bad("relay.heartbeat", "%s: want between 100ms and 1m", hb)
+	}
+	if bm := c.Relay.BackoffMax.D(); bm < time.Second || bm > 10*time.Minute {
+		return bad("relay.backoff_max", "%s: want between 1s and 10m", bm)
 	}
 	if rt := c.Relay.ReadTimeout.D(); rt != 0 && rt < 2*c.Relay.Heartbeat.D() {
 		return bad("relay.read_timeout", "%s: want 0 (three heartbeats) or at least two heartbeats (%s)", rt, 2*c.Relay.Heartbeat.D())

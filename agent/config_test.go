@@ -121,6 +121,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[relay]\naddresses = [\"r1:8433\", \":8433\"]", "relay.addresses[1]:"},
 		{"[relay]\nmax_in_flight = 0", "relay.max_in_flight:"},
 		{"[relay]\nheartbeat = \"10ms\"", "relay.heartbeat:"},
+		{"[relay]\nbackoff_max = \"10ms\"", "relay.backoff_max:"},
 		{"[relay]\nheartbeat = \"2s\"\nread_timeout = \"3s\"", "relay.read_timeout:"},
 		{"[relay.tls]\nenabled = true\ncert = \"/c.pem\"", "relay.tls.cert:"},
 		{"[relay.tls]\nca = \"/ca.pem\"", "relay.tls.enabled:"},

@@ -138,7 +138,7 @@ func DefaultConfig() Config {
 			MaxInFlight:           4,
 			RequestTimeout:        confkit.Duration(30 * time.Second),
 			RetryInitial:          confkit.Duration(100 * time.Millisecond),
-			RetryMax:              confkit.Duration(30 * time.Second),
+			RetryMax:              confkit.Duration(10 * time.Second),
 			InstallTemplate:       true,
 			TemplateName:          "falconet-metrics",
 			Shards:                1,

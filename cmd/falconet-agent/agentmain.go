@@ -195,6 +195,7 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	scfg.Heartbeat = cfg.Relay.Heartbeat.D()
 	scfg.ReadTimeout = cfg.Relay.ReadTimeout.D()
 	scfg.UserTimeout = scfg.ReadTimeout
+	scfg.BackoffMax = cfg.Relay.BackoffMax.D()
 	if scfg.TLS, err = relayTLS(cfg.Relay.TLS); err != nil {
 		return err
 	}
