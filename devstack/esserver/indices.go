@@ -376,28 +376,7 @@ func (s *Server) handleHeadIndexTemplate(rq *request) *esError {
 }
 
 func (s *Server) handleDeleteIndexTemplate(rq *request) *esError {
-	if e := rq.allow("master_timeout", "timeout"); e != nil {
-		return e
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	names := s.templateNames(rq.parts[1], false)
-	if len(names) == 0 {
-		return newErr(404, "resource_not_found_exception", "index_template [%s] missing", rq.parts[1])
-	}
-	wb := &writeBatch{templates: map[string][]byte{}}
-	for _, n := range names {
-		wb.templates["t:"+n] = nil
-	}
-	if err := s.st.apply(wb); err != nil {
-		return storeErr(err)
-	}
-	for _, n := range names {
-		delete(s.templates, n)
-	}
-	return s.ok(rq, 200, map[string]any{"acknowledged": true})
+	return s.deleteTemplates(rq, false)
 }
 
 func parseLegacyTemplate(name string, body map[string]any) (*legacyTemplate, *esError) {
@@ -524,6 +503,13 @@ func (s *Server) handleHeadLegacyTemplate(rq *request) *esError {
 }
 
 func (s *Server) handleDeleteLegacyTemplate(rq *request) *esError {
+	return s.deleteTemplates(rq, true)
+}
+
+// deleteTemplates deletes the composable (or, with legacy, the legacy)
+// templates rq.parts[1] names; the two kinds differ only in their store key
+// prefix, their map and the type of their 404.
+func (s *Server) deleteTemplates(rq *request, legacy bool) *esError {
 	if e := rq.allow("master_timeout", "timeout"); e != nil {
 		return e
 	}
@@ -531,19 +517,30 @@ func (s *Server) handleDeleteLegacyTemplate(rq *request) *esError {
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := s.templateNames(rq.parts[1], true)
+	names := s.templateNames(rq.parts[1], legacy)
 	if len(names) == 0 {
-		return newErr(404, "index_template_missing_exception", "index_template [%s] missing", rq.parts[1])
+		if legacy {
+			return newErr(404, "index_template_missing_exception", "index_template [%s] missing", rq.parts[1])
+		}
+		return newErr(404, "resource_not_found_exception", "index_template [%s] missing", rq.parts[1])
+	}
+	prefix := "t:"
+	if legacy {
+		prefix = "l:"
 	}
 	wb := &writeBatch{templates: map[string][]byte{}}
 	for _, n := range names {
-		wb.templates["l:"+n] = nil
+		wb.templates[prefix+n] = nil
 	}
 	if err := s.st.apply(wb); err != nil {
 		return storeErr(err)
 	}
 	for _, n := range names {
-		delete(s.legacy, n)
+		if legacy {
+			delete(s.legacy, n)
+		} else {
+			delete(s.templates, n)
+		}
 	}
 	return s.ok(rq, 200, map[string]any{"acknowledged": true})
 }
