@@ -55,10 +55,12 @@ func TestESTemplates(t *testing.T) {
 		t.Fatalf("IndexPutIndexTemplate: %v", err)
 	}
 	//nolint:staticcheck // the legacy _template API is in scope on purpose
+	//lint:ignore SA1019 the legacy _template API is in scope on purpose
 	if _, err := c.IndexPutTemplate(p + "olil").BodyString(`{"index_patterns":["` + p + `olil-*"],"mappings":{"properties":{"x":{"type":"keyword"}}}}`).Do(ctx(t)); err != nil {
 		t.Fatalf("IndexPutTemplate: %v", err)
 	}
 	//nolint:staticcheck // the legacy _template API is in scope on purpose
+	//lint:ignore SA1019 the legacy _template API is in scope on purpose
 	if ok, err := c.IndexTemplateExists(p + "olil").Do(ctx(t)); err != nil || !ok {
 		t.Fatalf("IndexTemplateExists: %v %v", ok, err)
 	}

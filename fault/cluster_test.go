@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -596,17 +595,6 @@ func (c *cluster) seqsByPresence(rec *load.Record, since time.Time) (missing, st
 		}
 	}
 	return missing, stored, nil
-}
-
-// promValue reads one sample's value (summed over labels) from a /metrics
-// page.
-func promValue(url, name string) (float64, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	return parseProm(resp.Body, name)
 }
 
 func parseProm(r io.Reader, name string) (float64, error) {
