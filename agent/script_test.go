@@ -265,16 +265,10 @@ func TestUserMetricContextCancelKills(t *testing.T) {
 		_, err := NewUserMetric(path, ScriptOptions{Timeout: time.Minute})(ctx)
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("script did not start within 10 s")
-		}
-		time.Sleep(5 * time.Millisecond) //nolint:forbidigo // polling with a deadline
-	}
+	waitFor(t, "the script to start", 10*time.Second, func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
 	cancel()
 	select {
 	case err := <-done:
