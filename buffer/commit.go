@@ -480,6 +480,8 @@ func (q *Queue) recoverInPlace(cause error) {
 		return
 	}
 	q.stats.Salvaged += res.Batches
+	q.m.salvages.Inc()
+	q.m.salvaged.Add(float64(res.Batches))
 	q.lastSeq = max(q.lastSeq, ld.lastSeq)
 	q.batches, q.metrics, q.bytes = ld.batches+len(q.mem), ld.metrics, ld.bytes+q.memBytes
 	for _, r := range q.mem {

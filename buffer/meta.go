@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"os"
@@ -49,27 +50,111 @@ var candidatePageSizes = []int64{4096, 8192, 16384, 32768, 65536}
 
 // readMeta returns the newest valid meta page of a bbolt file, or false.
 func readMeta(r io.ReaderAt) (boltMeta, bool) {
+	mp := readMetas(r)
+	return mp.newest()
+}
+
+// metaPair is what the two meta pages of a bbolt file hold.
+type metaPair struct {
+	m  [2]boltMeta
+	ok [2]bool
+}
+
+func (mp metaPair) newest() (boltMeta, bool) {
+	switch {
+	case mp.ok[0] && mp.ok[1] && mp.m[1].txid > mp.m[0].txid:
+		return mp.m[1], true
+	case mp.ok[0]:
+		return mp.m[0], true
+	case mp.ok[1]:
+		return mp.m[1], true
+	}
+	return boltMeta{}, false
+}
+
+// problem says what is wrong with a pair in which at least one page is
+// valid, or "". bbolt writes transaction t's meta to page t%2, so a sound
+// file has two valid pages of the same page size with adjacent txids, each
+// on its own parity. When one page is damaged bbolt silently falls back to
+// the other, older one and forgets the last commit, whose records are
+// still on disk: that is damage to report and to salvage, not to accept.
+func (mp metaPair) problem() string {
+	switch {
+	case !mp.ok[0] && !mp.ok[1]:
+		return "both meta pages are damaged"
+	case !mp.ok[0] || !mp.ok[1]:
+		bad, good := 0, 1
+		if !mp.ok[1] {
+			bad, good = 1, 0
+		}
+		return fmt.Sprintf("meta page %d is damaged (bad magic, version or checksum); meta page %d (txid %d) is valid, but bbolt would read only that one, which may be older than the last commit",
+			bad, good, mp.m[good].txid)
+	}
+	m0, m1 := mp.m[0], mp.m[1]
+	switch {
+	case m0.pageSize != m1.pageSize:
+		return fmt.Sprintf("meta pages disagree on the page size (%d and %d)", m0.pageSize, m1.pageSize)
+	case m0.txid%2 != 0 || m1.txid%2 != 1:
+		return fmt.Sprintf("meta pages hold txids %d and %d, not on their own parity (page t%%2 holds txid t)", m0.txid, m1.txid)
+	case max(m0.txid, m1.txid)-min(m0.txid, m1.txid) != 1:
+		return fmt.Sprintf("meta pages disagree: txids %d and %d are not adjacent", m0.txid, m1.txid)
+	}
+	return ""
+}
+
+// readMetas reads both meta pages. When the first is unreadable the page
+// size is unknown and each candidate is tried for the second.
+func readMetas(r io.ReaderAt) metaPair {
+	var mp metaPair
 	buf := make([]byte, pageHeaderSize+metaSize)
-	m0, ok0 := boltMeta{}, false
 	if _, err := r.ReadAt(buf, 0); err == nil {
-		m0, ok0 = parseMeta(buf)
+		mp.m[0], mp.ok[0] = parseMeta(buf)
 	}
 	sizes := candidatePageSizes
-	if ok0 {
-		sizes = []int64{int64(m0.pageSize)}
+	if mp.ok[0] {
+		sizes = []int64{int64(mp.m[0].pageSize)}
 	}
 	for _, ps := range sizes {
 		if _, err := r.ReadAt(buf, ps); err != nil {
 			continue
 		}
 		if m1, ok1 := parseMeta(buf); ok1 && int64(m1.pageSize) == ps {
-			if !ok0 || m1.txid > m0.txid {
-				return m1, true
-			}
+			mp.m[1], mp.ok[1] = m1, true
 			break
 		}
 	}
-	return m0, ok0
+	if mp.ok[0] && !mp.ok[1] {
+		// The first page's size may be wrong while the second is right at
+		// another size: then the sizes disagree.
+		for _, ps := range candidatePageSizes {
+			if ps == int64(mp.m[0].pageSize) {
+				continue
+			}
+			if _, err := r.ReadAt(buf, ps); err != nil {
+				continue
+			}
+			if m1, ok1 := parseMeta(buf); ok1 && int64(m1.pageSize) == ps {
+				mp.m[1], mp.ok[1] = m1, true
+				break
+			}
+		}
+	}
+	return mp
+}
+
+// metaProblemFile is metaPair.problem for the file at path ("" when sound
+// or unreadable: the other checks report that).
+func metaProblemFile(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	mp := readMetas(f)
+	if !mp.ok[0] && !mp.ok[1] {
+		return ""
+	}
+	return mp.problem()
 }
 
 // checkMeta verifies that path starts like a bbolt file and is not shorter

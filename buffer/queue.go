@@ -179,7 +179,9 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Queue, e
 		return nil, fmt.Errorf("buffer.path: %w", err)
 	}
 	ld, err := q.openLoad()
+	salvaged := false
 	if errors.Is(err, ErrCorrupt) {
+		salvaged = true
 		logger.Error("buffer file is corrupt; moving it aside and salvaging", "path", cfg.Path, "err", err)
 		res, serr := salvageFile(cfg.Path, q.opts, logger)
 		if serr != nil {
@@ -194,6 +196,10 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Queue, e
 	q.lastSeq = ld.lastSeq
 	q.batches, q.metrics, q.bytes = ld.batches, ld.metrics, ld.bytes
 	q.m = newQueueMetrics(q, reg)
+	if salvaged {
+		q.m.salvages.Inc()
+		q.m.salvaged.Add(float64(q.stats.Salvaged))
+	}
 	if len(ld.bad) > 0 {
 		logger.Warn("buffer: batches failed their checksum at open; quarantining", "batches", len(ld.bad))
 		q.quarantine = append(q.quarantine, ld.bad...)

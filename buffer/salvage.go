@@ -21,6 +21,11 @@ type SalvageResult struct {
 	Bad      int    // records found whose checksum failed: lost
 	WalkErr  string // why the index walk stopped early, if it did ("" when the index was read whole)
 	RawScan  bool   // the pages were scanned one by one because the index could not be walked
+	// MetaDamage says what was wrong with the meta pages ("" if nothing):
+	// the index walked was then possibly older than the last commit, and
+	// the pages were scanned for the records appended after it.
+	MetaDamage string
+	Newer      int // batches found by that scan beyond the index (the commit bbolt had lost)
 	LastSeq  uint64
 	Duration time.Duration
 }
@@ -98,6 +103,7 @@ func salvageFile(path string, opts *bolt.Options, logger *slog.Logger) (SalvageR
 	logger.Error("buffer: corrupt file moved aside; salvaged what could be read",
 		"path", path, "moved_to", res.MovedTo, "salvaged_batches", res.Batches, "salvaged_metrics", res.Metrics,
 		"lost_batches_checksum", res.Bad, "index_walk_error", res.WalkErr, "raw_page_scan", res.RawScan,
+		"meta_damage", res.MetaDamage, "batches_beyond_index", res.Newer,
 		"took", res.Duration.Round(time.Millisecond))
 	return res, nil
 }
@@ -115,7 +121,10 @@ func syncDir(dir string) {
 }
 
 func salvageInto(path, tmp string, opts *bolt.Options, res *SalvageResult) error {
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	// The queue's page size (32 KiB for the agent), so a salvaged file is
+	// laid out like every other buffer file.
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true,
+		FreelistType: bolt.FreelistMapType, PageSize: opts.PageSize})
 	if err != nil {
 		return err
 	}
@@ -130,13 +139,27 @@ func salvageInto(path, tmp string, opts *bolt.Options, res *SalvageResult) error
 		return err
 	}
 	w := &salvageWriter{db: dst, pending: map[uint64][]byte{}, seen: map[uint64]bool{}, res: res}
+	res.MetaDamage = metaProblemFile(path)
 	oldSeq, walkErr := walkIndex(path, opts, w)
-	if walkErr != nil {
+	switch {
+	case walkErr != nil:
 		res.WalkErr = walkErr.Error()
 		res.RawScan = true
-		if err := guarded(func() error { return rawScanFile(path, w) }); err != nil && res.WalkErr != "" {
+		if err := guarded(func() error { return rawScanFile(path, w, 0) }); err != nil && res.WalkErr != "" {
 			res.WalkErr += "; raw scan: " + err.Error()
 		}
+	case res.MetaDamage != "":
+		// bbolt read the tree of the older meta page. The commits after it
+		// wrote their records to pages that are still on disk: take every
+		// record newer than anything that tree knew. Older records missing
+		// from the tree were acked long ago and stay gone.
+		floor := max(oldSeq, res.LastSeq)
+		before := res.Batches
+		res.RawScan = true
+		if err := guarded(func() error { return rawScanFile(path, w, floor) }); err != nil {
+			res.WalkErr = "raw scan: " + err.Error()
+		}
+		res.Newer = res.Batches - before
 	}
 	w.flush()
 	if w.err != nil {
@@ -208,7 +231,8 @@ func walkIndex(path string, opts *bolt.Options, w *salvageWriter) (seq uint64, e
 	return seq, err
 }
 
-func rawScanFile(path string, w *salvageWriter) error {
+// rawScanFile scans every page for records with a sequence above floor.
+func rawScanFile(path string, w *salvageWriter, floor uint64) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -225,7 +249,12 @@ func rawScanFile(path string, w *salvageWriter) error {
 	// Without a meta page the page size is unknown: try each; pages read at
 	// the wrong size fail the page-id check, records the checksum.
 	for _, ps := range sizes {
-		if err := scanPages(f, fi.Size(), int(ps), func(seq uint64, v []byte, metrics int) { w.put(seq, v, metrics) }); err != nil {
+		err := scanPages(f, fi.Size(), int(ps), func(seq uint64, v []byte, metrics int) {
+			if seq > floor {
+				w.put(seq, v, metrics)
+			}
+		})
+		if err != nil {
 			return err
 		}
 	}

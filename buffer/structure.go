@@ -73,7 +73,8 @@ func walkReader(r io.ReaderAt, size int64, name string, verifyCRC, decode bool) 
 	if size == 0 {
 		return nil, corruptf("%s is empty (zero bytes)", name)
 	}
-	m, ok := readMeta(r)
+	metas := readMetas(r)
+	m, ok := metas.newest()
 	if !ok {
 		return nil, corruptf("%s has no valid bbolt meta page (not a bbolt file, or its header is damaged)", name)
 	}
@@ -93,6 +94,11 @@ func walkReader(r io.ReaderAt, size int64, name string, verifyCRC, decode bool) 
 		return w.rep, corruptf("%s: %v", f.name, err)
 	}
 	w.rep.pages = len(w.reachable)
+	if p := metas.problem(); p != "" {
+		// The tree bbolt would use is sound, but it may be older than the
+		// last commit: report it; Open salvages every record on disk.
+		return w.rep, corruptf("%s: %s", f.name, p)
+	}
 	return w.rep, nil
 }
 
