@@ -1,0 +1,105 @@
+package update
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// WatchGrace is how long past the trial's deadline the watcher waits for
+// the trial to resolve itself before it kills it.
+const WatchGrace = 5 * time.Second
+
+// Watch is the trial watcher, run as `falconet-agent -update-watch DIR` by
+// the old binary just before it execs into a new version. Its parent is
+// the trial (the same PID after the exec). It returns, and the child
+// exits, as soon as the trial is resolved (committed, or rolled back by
+// the trial itself). Otherwise:
+//
+//   - the trial process is gone (it exited or crashed, or could not start
+//     at all): the version is marked bad;
+//   - the deadline plus WatchGrace passed (it hangs): it is killed with
+//     SIGKILL and marked bad.
+//
+// Then, without systemd, the watcher execs the installed binary with the
+// original arguments, which runs the previous version again. Under systemd
+// (INVOCATION_ID is set) it only exits: Restart=on-failure starts the
+// installed binary, which finds the version marked bad.
+//
+// A trial stopped on purpose (SIGTERM) is not a failure and is not
+// restarted. SIGTERM or SIGINT to the watcher ends it quietly.
+func Watch(dir string, logger *slog.Logger) error {
+	log := logger.With("component", "update-watch")
+	st := store{dir: dir}
+	parent := os.Getppid()
+	s, err := st.load()
+	if err != nil {
+		return err
+	}
+	if s.Trial == nil || s.Trial.PID != parent {
+		log.Info("no trial of my parent to watch", "parent", parent)
+		return nil
+	}
+	t := *s.Trial
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		s, err := st.load()
+		if err != nil {
+			log.Warn("cannot read the update state", "err", err)
+			continue
+		}
+		cur := s.Trial
+		if cur == nil || cur.Version != t.Version || cur.PID != parent {
+			return nil // resolved by the trial itself
+		}
+		gone := os.Getppid() != parent
+		if gone && cur.Stopped {
+			return nil // stopped on purpose
+		}
+		if !gone && time.Now().Before(cur.Deadline.Add(WatchGrace)) {
+			continue
+		}
+		reason, detail := "exited", fmt.Sprintf("exited before it became healthy (last stage: %s)", cur.Stage)
+		if !gone {
+			reason, detail = "hung", fmt.Sprintf("not healthy %s after its deadline (last stage: %s); killed", WatchGrace, cur.Stage)
+			if cur.Stage == "buffer opened" {
+				reason = "no_ack"
+			}
+			_ = syscall.Kill(parent, syscall.SIGKILL)
+			deadline := time.Now().Add(10 * time.Second)
+			for os.Getppid() == parent && time.Now().Before(deadline) {
+				<-tick.C
+			}
+		}
+		if _, err := st.update(func(s *State) error {
+			if s.Trial != nil && s.Trial.Version == t.Version {
+				s.Trial = nil
+				s.markBad(t.Version, reason, detail, time.Now())
+			}
+			return nil
+		}); err != nil {
+			log.Error("cannot record the failed trial", "err", err)
+		}
+		log.Error("update rolled back: the new version failed its trial; marked bad on this host",
+			"version", t.Version, "reason", reason, "detail", detail)
+		if os.Getenv("INVOCATION_ID") != "" {
+			log.Info("under systemd: the service restarts the installed binary")
+			return nil
+		}
+		log.Info("restarting the previous version", "path", t.Base)
+		env := withEnv(os.Environ(), BaseEnv, t.Base)
+		return syscall.Exec(t.Base, append([]string{t.Base}, t.Args...), env)
+	}
+}
