@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,7 @@ type Config struct {
 	Scripts    []ScriptConfig   `toml:"script"`
 	Collectors CollectorsConfig `toml:"collectors"`
 	Log        LogConfig        `toml:"log"`
+	Update     UpdateConfig     `toml:"update"`
 }
 
 // HTTPConfig is [http]: the push API, /metrics and /healthz.
@@ -133,6 +135,30 @@ func (c CollectorsConfig) Enabled(name string) bool {
 	return false
 }
 
+// UpdateConfig is [update]: self-update from a signed release feed (off
+// by default; see package update).
+type UpdateConfig struct {
+	Enabled bool `toml:"enabled"`
+	// Feed is the URL of the release feed directory (manifest.json inside).
+	Feed string `toml:"feed"`
+	// PublicKeys are minisign public keys ("RW..."); a release signed by any
+	// one of them is accepted.
+	PublicKeys    []string         `toml:"public_keys"`
+	Interval      confkit.Duration `toml:"interval"`
+	HealthTimeout confkit.Duration `toml:"health_timeout"`
+	// Dir holds downloaded versions and the update state; empty: a
+	// "versions" directory beside the buffer file.
+	Dir string `toml:"dir"`
+}
+
+// UpdateDir is update.dir, or "versions" beside the buffer file.
+func (c *Config) UpdateDir() string {
+	if c.Update.Dir != "" {
+		return c.Update.Dir
+	}
+	return filepath.Join(filepath.Dir(c.Buffer.Path), "versions")
+}
+
 // LogConfig is [log].
 type LogConfig struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
@@ -168,6 +194,8 @@ func DefaultConfig() Config {
 			DiskIO: true, Net: true, Processes: true, Uptime: true,
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
+		Update: UpdateConfig{PublicKeys: []string{}, Interval: confkit.Duration(time.Hour),
+			HealthTimeout: confkit.Duration(60 * time.Second)},
 	}
 }
 
@@ -293,6 +321,9 @@ func (c *Config) Validate() error {
 			return bad(key+".timeout", "%v is longer than the interval %v", to, iv)
 		}
 	}
+	if err := c.Update.validate(); err != nil {
+		return err
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		return bad("log.level", "%v", err)
 	}
@@ -358,4 +389,36 @@ func (c *Config) ResolveHostname() (string, error) {
 		return "", fmt.Errorf("agent: the OS host name %q cannot be a metric endpoint (%v); set hostname in the config", h, err)
 	}
 	return h, nil
+}
+
+// validate checks [update]; the feed and keys are required only when
+// enabled.
+func (u *UpdateConfig) validate() error {
+	if u.Interval.D() < time.Second {
+		return bad("update.interval", "%v: at least 1s", u.Interval.D())
+	}
+	if h := u.HealthTimeout.D(); h < time.Second || h > 10*time.Minute {
+		return bad("update.health_timeout", "%v: want between 1s and 10m", h)
+	}
+	if u.Dir != "" && !filepath.IsAbs(u.Dir) {
+		return bad("update.dir", "%q: must be an absolute path", u.Dir)
+	}
+	for i, k := range u.PublicKeys {
+		if !strings.HasPrefix(strings.TrimSpace(k), "RW") {
+			return bad(fmt.Sprintf("update.public_keys[%d]", i), "%q is not a minisign public key (\"RW...\")", k)
+		}
+	}
+	if !u.Enabled {
+		return nil
+	}
+	if u.Feed == "" {
+		return bad("update.feed", "empty while update.enabled is true")
+	}
+	if pu, err := url.Parse(u.Feed); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return bad("update.feed", "%q: want an http:// or https:// URL", u.Feed)
+	}
+	if len(u.PublicKeys) == 0 {
+		return bad("update.public_keys", "empty while update.enabled is true")
+	}
+	return nil
 }
