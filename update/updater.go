@@ -463,8 +463,8 @@ func (u *Updater) failTrial(t Trial, opened bool) error {
 // Status is what the agent reports about updates (for `falconet status`).
 type Status struct {
 	Version string `json:"version"`
-	// State: installed (running the package's binary), committed (a
-	// self-updated version), trial (proving itself).
+	// State: off (updates disabled), installed (running the package's
+	// binary), committed (a self-updated version), trial (proving itself).
 	State       string    `json:"state"`
 	Feed        string    `json:"feed"`
 	LastCheck   time.Time `json:"last_check,omitzero"`
@@ -474,8 +474,11 @@ type Status struct {
 }
 
 // Status returns the running version, the update state and the last
-// failure.
+// failure. On a nil Updater (updates off) the state is "off".
 func (u *Updater) Status() Status {
+	if u == nil {
+		return Status{Version: version.Version, State: "off"}
+	}
 	s, _ := u.st.load()
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"github.com/falconet/falconet/internal/confkit"
 	"github.com/falconet/falconet/internal/obs"
 	"github.com/falconet/falconet/internal/version"
+	"github.com/falconet/falconet/update"
 )
 
 // exitError carries an exit status; its message, if any, is printed.
@@ -38,6 +39,7 @@ type Main struct {
 	CheckConfig bool
 	ShowVersion bool
 	TestMode    bool
+	WatchDir    string // -update-watch: run the update trial watcher
 
 	stdout, stderr io.Writer
 
@@ -61,6 +63,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&m.CheckConfig, "check-config", false, "validate the configuration, print the first problem, exit 1 if any")
 	fs.BoolVar(&m.ShowVersion, "version", false, "print the version and exit")
 	fs.BoolVar(&m.TestMode, "test", false, "collect every configured collector once, print JSON lines, exit")
+	fs.StringVar(&m.WatchDir, update.WatchFlag[1:], "", "internal: watch a self-update trial (state in `DIR`); started by the agent itself")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitError{code: 0}
@@ -105,6 +108,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.ShowVersion {
 		fmt.Fprintln(m.stdout, version.String("falconet-agent"))
 		return nil
+	}
+	if m.WatchDir != "" {
+		logger, _ := obs.NewLogger(m.stderr, "text", "info")
+		return update.Watch(m.WatchDir, logger)
 	}
 	cfg, note, err := m.loadConfig()
 	if m.CheckConfig {
@@ -182,11 +189,28 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	reg := obs.NewRegistry()
 	metrics := agent.NewMetrics(reg)
 
+	// Self-update decides first, before the buffer is opened: this process
+	// may exec the committed version instead (update.Exec as the error).
+	var acks ackClock
+	upd, err := newUpdater(cfg, host, &acks, logger, reg)
+	if err != nil {
+		return err
+	}
+	if upd != nil {
+		if err := upd.Boot(); err != nil {
+			return err
+		}
+	}
+
 	q, err := buffer.Open(bufferConfig(cfg.Buffer), logger.With("component", "buffer"), reg)
 	if err != nil {
 		return err
 	}
 	m.addCloser(q.Close)
+	acks.Queue = q
+	if upd != nil {
+		upd.BufferOpened()
+	}
 
 	scfg := sender.DefaultConfig()
 	scfg.Token = cfg.Relay.Token
@@ -199,7 +223,7 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	if scfg.TLS, err = relayTLS(cfg.Relay.TLS); err != nil {
 		return err
 	}
-	snd, err := sender.New(scfg, q, sender.StaticRelays(cfg.Relay.Addresses...), logger, reg)
+	snd, err := sender.New(scfg, &acks, sender.StaticRelays(cfg.Relay.Addresses...), logger, reg)
 	if err != nil {
 		return err
 	}
@@ -250,6 +274,9 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return a.Run(gctx) })
+	if upd != nil {
+		g.Go(func() error { return upd.Run(gctx) })
+	}
 	g.Go(func() error {
 		select {
 		case <-senderDone:

@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/falconet/falconet/update"
 )
 
 // shutdownBound is how long SIGTERM may take before the process exits anyway.
@@ -39,6 +41,10 @@ func main() {
 	}
 	if cerr := m.Close(); err == nil {
 		err = cerr
+	}
+	var ex *update.Exec
+	if errors.As(err, &ex) { // self-update: become another binary (returns only on failure)
+		err = ex.Do()
 	}
 	os.Exit(exitCode(err, m))
 }
