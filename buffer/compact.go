@@ -32,6 +32,36 @@ func (q *Queue) Compact() error {
 	}
 }
 
+// After a drain the queue holds little, and copying it costs next to
+// nothing: then the file is compacted back to about its idle size as soon as
+// its free pages pass idleCompactFree (and the ratio), whatever
+// compact_free_bytes says. While the backlog is large only the configured
+// thresholds apply, so one copy is never larger than what it frees.
+const (
+	idleCompactLive  = 4 << 20 // live record bytes at most: the copy is small
+	idleCompactFree  = 1 << 20 // free bytes at least: not worth a copy below
+	idleCompactEvery = time.Minute
+)
+
+// compactDue decides whether a file of fileBytes, free bytes of it in free
+// pages and live bytes of records, should be compacted now. sinceIdle is the
+// time since the last compaction taken through the idle rule.
+func compactDue(cfg Config, free, fileBytes, live int64, sinceIdle time.Duration) (due, idle bool) {
+	if cfg.CompactFreeBytes == 0 && cfg.CompactFreeRatio == 0 {
+		return false, false // automatic compaction off
+	}
+	if float64(free) < cfg.CompactFreeRatio*float64(fileBytes) {
+		return false, false
+	}
+	if free >= cfg.CompactFreeBytes {
+		return true, false
+	}
+	if live <= idleCompactLive && free >= idleCompactFree && sinceIdle >= idleCompactEvery {
+		return true, true
+	}
+	return false, false
+}
+
 func (q *Queue) maybeCompact() {
 	if q.cfg.CompactFreeBytes == 0 && q.cfg.CompactFreeRatio == 0 {
 		return
@@ -46,11 +76,19 @@ func (q *Queue) maybeCompact() {
 	if err != nil {
 		return
 	}
-	if free < q.cfg.CompactFreeBytes || float64(free) < q.cfg.CompactFreeRatio*float64(fi.Size()) {
+	q.mu.Lock()
+	live := q.bytes
+	q.mu.Unlock()
+	due, idle := compactDue(q.cfg, free, fi.Size(), live, time.Since(q.lastIdleCompact))
+	if !due {
 		return
 	}
 	if err := q.compact(); err != nil {
 		q.compactRetry = time.Now().Add(time.Minute)
+		return
+	}
+	if idle {
+		q.lastIdleCompact = time.Now()
 	}
 }
 

@@ -87,3 +87,38 @@ func TestCompactionTimeout(t *testing.T) {
 		t.Fatalf("after an abandoned compaction got %d batches, want 100", got)
 	}
 }
+
+// TestCompactionAfterDrain: with the production thresholds (64 MiB free), a
+// backlog of ~20 MB that drains leaves far less than 64 MiB free, which
+// once kept the file at its peak size. Once the queue is nearly empty the
+// idle rule compacts it back to about the size of a fresh file.
+func TestCompactionAfterDrain(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.NoSync = true // this test is about the file's size, not fsync
+	if cfg.CompactFreeBytes != 64<<20 {
+		t.Fatalf("default compact_free_bytes %d; the test assumes 64 MiB", cfg.CompactFreeBytes)
+	}
+	q := openTest(t, cfg)
+	ids := fillAndDrain(t, q, 4500, 20) // ~20 MB in, 20 batches left
+	before, _ := os.Stat(cfg.Path)
+	waitFor(t, func() bool { return q.Stats().Compactions >= 1 }, "a compaction after the drain")
+	after, _ := os.Stat(cfg.Path)
+
+	// The idle size: a fresh file holding the same 20 batches.
+	idleCfg := testConfig(t.TempDir())
+	idleCfg.NoSync = true
+	iq := openTest(t, idleCfg)
+	for id := uint64(1); id <= 20; id++ {
+		if _, err := iq.Append(context.Background(), buffertest.Payload(id, 10, 400), 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle, _ := os.Stat(idleCfg.Path)
+	t.Logf("file %d bytes at the peak, %d after the drain's compaction; a fresh file with the same batches: %d", before.Size(), after.Size(), idle.Size())
+	if after.Size() > 2*idle.Size()+1<<20 {
+		t.Errorf("file %d bytes after the drain, want about the idle size %d (at most twice it plus 1 MiB)", after.Size(), idle.Size())
+	}
+	if got := checkSalvaged(t, q, ids); got != 20 {
+		t.Fatalf("after compaction got %d batches, want 20", got)
+	}
+}

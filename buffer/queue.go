@@ -124,6 +124,7 @@ type Queue struct {
 	bytes            int64
 	readSinceDrop    int         // payload bytes handed out since the last dropMapped
 	compactRetry     time.Time   // commit loop only: no automatic compaction before this
+	lastIdleCompact  time.Time   // commit loop only: the last compaction by the idle rule
 	writtenSinceDrop int64       // bytes committed since the last dropMapped (commit loop only)
 	mem              []memRecord // the disk is full: newest batches, seq order
 	memBytes         int64

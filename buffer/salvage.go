@@ -15,19 +15,19 @@ import (
 
 // SalvageResult reports what a salvage recovered.
 type SalvageResult struct {
-	MovedTo  string // where the corrupt file now is
-	Batches  int    // batches salvaged (checksum intact)
-	Metrics  int64
-	Bad      int    // records found whose checksum failed: lost
-	WalkErr  string // why the index walk stopped early, if it did ("" when the index was read whole)
-	RawScan  bool   // the pages were scanned one by one because the index could not be walked
+	MovedTo string // where the corrupt file now is
+	Batches int    // batches salvaged (checksum intact)
+	Metrics int64
+	Bad     int    // records found whose checksum failed: lost
+	WalkErr string // why the index walk stopped early, if it did ("" when the index was read whole)
+	RawScan bool   // the pages were scanned one by one because the index could not be walked
 	// MetaDamage says what was wrong with the meta pages ("" if nothing):
 	// the index walked was then possibly older than the last commit, and
 	// the pages were scanned for the records appended after it.
 	MetaDamage string
 	Newer      int // batches found by that scan beyond the index (the commit bbolt had lost)
-	LastSeq  uint64
-	Duration time.Duration
+	LastSeq    uint64
+	Duration   time.Duration
 }
 
 // salvageWriter puts salvaged records into the fresh file in chunks.

@@ -24,6 +24,10 @@ type Config struct {
 	Legacy    LegacyConfig    `toml:"legacy"`
 	Discovery DiscoveryConfig `toml:"discovery"`
 	Log       LogConfig       `toml:"log"`
+
+	// OpenFalcon switches on Open-Falcon transfer compatibility and limits
+	// the unauthenticated inputs ([open_falcon]).
+	OpenFalcon OpenFalconConfig `toml:"open_falcon"`
 }
 
 // ListenConfig holds the listen addresses. Legacy or HTTP may be "" to
@@ -150,6 +154,8 @@ func DefaultConfig() Config {
 		Legacy:    LegacyConfig{MaxLine: 1 << 20, IdleTimeout: confkit.Duration(10 * time.Minute)},
 		Discovery: DiscoveryConfig{Bind: ":7946"},
 		Log:       LogConfig{Format: "text", Level: "info"},
+
+		OpenFalcon: DefaultOpenFalconConfig(),
 	}
 }
 
@@ -283,6 +289,9 @@ func (c *Config) Validate() error {
 		if err := addr(fmt.Sprintf("discovery.seeds[%d]", i), s, true); err != nil {
 			return err
 		}
+	}
+	if err := c.OpenFalcon.validate(); err != nil {
+		return err
 	}
 	switch strings.ToLower(c.Log.Format) {
 	case "", "text", "json":

@@ -12,11 +12,20 @@ import (
 	"github.com/falconet/falconet/metric"
 )
 
-// serveLegacy reads Open-Falcon style newline JSON (one metric or an array
-// per line) and produces the valid metrics. There are no acks on this path:
-// the client cannot know what was stored, as with Open-Falcon's transfer.
+// serveLegacy reads newline JSON (one metric or an array per line, canonical
+// or Open-Falcon form) and, with [open_falcon] enabled, Open-Falcon's socket
+// lines ("update endpoint metric timestamp value [type] [step]", "quit"), and
+// produces the valid metrics line by line. Only loopback and
+// open_falcon.allow may connect: nothing authenticates this port. There are
+// no acks on this path: the client cannot know what was stored, as with
+// Open-Falcon's transfer.
 func (s *Server) serveLegacy(nc net.Conn) {
 	peer := nc.RemoteAddr().String()
+	if !s.of.allowed(peer) {
+		s.refuseUnauthenticated("legacy", "not_allowed", peer)
+		_ = nc.Close()
+		return
+	}
 	s.mu.Lock()
 	if s.draining.Load() || len(s.agents)+len(s.legacyConns) >= s.cfg.Limits.MaxConnections {
 		s.mu.Unlock()
@@ -52,9 +61,16 @@ func (s *Server) serveLegacy(nc net.Conn) {
 			s.m.legacyLines.Inc()
 			s.m.legacyBadLines.Inc()
 			s.rl.log(s.log, "legacy-bad:"+hostOf(peer), slog.LevelWarn, "legacy line too long; skipped", "peer", peer, "max_line", lr.max)
-		} else if len(bytes.TrimSpace(line)) > 0 {
+		} else if tl := bytes.TrimSpace(line); len(tl) > 0 {
+			if string(tl) == "quit" { // Open-Falcon's socket protocol ends with it
+				return
+			}
 			s.m.legacyLines.Inc()
-			s.legacyLine(peer, line, stop)
+			if fields := bytes.Fields(tl); string(fields[0]) == "update" {
+				s.legacyUpdate(peer, fields[1:], tl)
+			} else {
+				s.legacyLine(peer, line)
+			}
 		}
 		if err != nil {
 			var ne net.Error
@@ -68,7 +84,7 @@ func (s *Server) serveLegacy(nc net.Conn) {
 	}
 }
 
-func (s *Server) legacyLine(peer string, line []byte, stop <-chan struct{}) {
+func (s *Server) legacyLine(peer string, line []byte) {
 	ms, bad := metric.DecodeJSON(line, time.Now().Unix())
 	if len(bad) > 0 {
 		s.m.legacyBadLines.Inc()
@@ -76,6 +92,42 @@ func (s *Server) legacyLine(peer string, line []byte, stop <-chan struct{}) {
 		s.rl.log(s.log, "legacy-bad:"+hostOf(peer), slog.LevelWarn, "bad legacy line items dropped", "peer", peer,
 			"bad", len(bad), "good", len(ms), "first", bad[0].Error(), "line", truncate(line, 200))
 	}
+	s.legacyProduce(peer, ms)
+}
+
+// legacyUpdate handles Open-Falcon's socket line "update endpoint metric
+// timestamp value [counterType] [step]" with the same rules as its RPC.
+func (s *Server) legacyUpdate(peer string, fields [][]byte, line []byte) {
+	var err error
+	var m metric.Metric
+	if !s.cfg.OpenFalcon.Enabled {
+		err = errors.New("update lines need [open_falcon] enabled = true")
+	} else {
+		f := make([]string, len(fields))
+		for i := range fields {
+			f[i] = string(fields[i])
+		}
+		var it metric.OpenFalconItem
+		if it, err = metric.ParseOpenFalconUpdate(f); err == nil {
+			var fixed bool
+			m, fixed, err = it.ToMetric(time.Now().Unix())
+			if fixed {
+				s.of.fixed.Inc()
+			}
+		}
+	}
+	if err != nil {
+		s.m.legacyBadLines.Inc()
+		s.m.invalidMetrics.WithLabelValues("legacy").Inc()
+		s.rl.log(s.log, "legacy-bad:"+hostOf(peer), slog.LevelWarn, "bad legacy update line dropped", "peer", peer,
+			"err", err, "line", truncate(line, 200))
+		return
+	}
+	s.legacyProduce(peer, []metric.Metric{m})
+}
+
+// legacyProduce hands valid metrics to Kafka; nobody waits for the answer.
+func (s *Server) legacyProduce(peer string, ms []metric.Metric) {
 	if len(ms) == 0 {
 		return
 	}

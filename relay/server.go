@@ -48,6 +48,8 @@ type Server struct {
 	runDone    chan struct{}
 	connWG     sync.WaitGroup // connection handlers
 	rl         rateLog
+
+	of *openFalcon // Open-Falcon compatibility and the unauthenticated inputs' allow list
 }
 
 // New validates cfg and binds the listeners; Run serves. reg may be nil (a
@@ -83,6 +85,11 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Server, er
 	if err := s.m.register(reg); err != nil {
 		return nil, fmt.Errorf("relay: metrics: %w", err)
 	}
+	of, oerr := newOpenFalcon(cfg.OpenFalcon, reg)
+	if oerr != nil {
+		return nil, oerr
+	}
+	s.of = of
 	msg := "kafka: not connected yet"
 	s.kafkaErr.Store(&msg)
 	if cfg.TLS.Cert != "" {
@@ -110,6 +117,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Server, er
 			}
 			return nil, fmt.Errorf("relay.listen.http: %w", err)
 		}
+		s.registerOpenFalconRoutes()
 	}
 	return s, nil
 }
@@ -212,7 +220,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bg.Add(1)
 	go func() { defer bg.Done(); s.kafkaLoop(s.hardCtx) }()
 	bg.Add(1)
-	go func() { defer bg.Done(); s.acceptLoop(s.protoLn, s.serveAgent) }()
+	go func() { defer bg.Done(); s.acceptLoop(s.protoLn, s.serveProtocol) }()
 	if s.legacyLn != nil {
 		bg.Add(1)
 		go func() { defer bg.Done(); s.acceptLoop(s.legacyLn, s.serveLegacy) }()
