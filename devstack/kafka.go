@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,7 +26,49 @@ type KafkaConfig struct {
 	Topics []string
 	// SyncWrites fsyncs every produced batch (slower, crash-safe).
 	SyncWrites bool
-	Logger     *slog.Logger
+	// NoAutoCreate makes the broker refuse to create topics on request
+	// (as most production clusters do); topics come from Topics or
+	// CreateTopics (falconet kafka-setup).
+	NoAutoCreate bool
+	Logger       *slog.Logger
+	// TLS, when set, makes the broker speak TLS only (the server
+	// certificate and, for mTLS, ClientAuth and ClientCAs).
+	TLS *tls.Config
+	// SASL, when not empty, requires every client to authenticate as one of
+	// these users before any other request.
+	SASL []SASLUser
+}
+
+// SASLUser is a user of a broker with SASL on.
+type SASLUser struct {
+	// Mechanism is "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism string
+	User      string
+	Password  string
+}
+
+// ParseSASLUser reads "MECHANISM:USER:PASSWORD" (the password may contain
+// colons).
+func ParseSASLUser(s string) (SASLUser, error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+		return SASLUser{}, fmt.Errorf("devstack: sasl user %q: want MECHANISM:USER:PASSWORD", redactSASL(s))
+	}
+	u := SASLUser{Mechanism: strings.ToUpper(parts[0]), User: parts[1], Password: parts[2]}
+	switch u.Mechanism {
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		return SASLUser{}, fmt.Errorf("devstack: sasl mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", parts[0])
+	}
+	return u, nil
+}
+
+// redactSASL keeps the mechanism and user of "MECHANISM:USER:PASSWORD".
+func redactSASL(s string) string {
+	if parts := strings.SplitN(s, ":", 3); len(parts) == 3 {
+		return parts[0] + ":" + parts[1] + ":..."
+	}
+	return s
 }
 
 // Kafka is a running development broker.
@@ -51,13 +94,15 @@ func StartKafka(cfg KafkaConfig) (*Kafka, error) {
 	}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
-		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(int(cfg.Partitions)),
 		// kfake binds 127.0.0.1; bind the requested host instead, and the
 		// broker advertises what it bound.
 		kfake.ListenFn(func(network, address string) (net.Listener, error) {
 			return net.Listen(network, net.JoinHostPort(host, port))
 		}),
+	}
+	if !cfg.NoAutoCreate {
+		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
@@ -68,12 +113,37 @@ func StartKafka(cfg KafkaConfig) (*Kafka, error) {
 	if len(cfg.Topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(cfg.Partitions, cfg.Topics...))
 	}
+	if cfg.TLS != nil && len(cfg.SASL) == 0 {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.SASL) > 0 {
+		// TLS is done by saslListener then, so it sees the Kafka bytes.
+		opts = append(opts, kfake.EnableSASL(), kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			ln, err := net.Listen(network, net.JoinHostPort(host, port))
+			if err != nil {
+				return nil, err
+			}
+			return saslListener{Listener: ln, tc: cfg.TLS}, nil
+		}))
+		for _, u := range cfg.SASL {
+			if _, err := ParseSASLUser(u.Mechanism + ":" + u.User + ":" + u.Password); err != nil {
+				return nil, err
+			}
+			opts = append(opts, kfake.Superuser(strings.ToUpper(u.Mechanism), u.User, u.Password))
+		}
+	}
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(kfakeLogger{cfg.Logger}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("devstack: start kafka on %s: %w", cfg.Listen, err)
+	}
+	if len(cfg.SASL) > 0 {
+		if err := saslApiVersions(c); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("devstack: start kafka on %s: %w", cfg.Listen, err)
+		}
 	}
 	return &Kafka{cluster: c, addr: c.ListenAddrs()[0]}, nil
 }

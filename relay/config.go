@@ -10,6 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/falconet/falconet/internal/confkit"
+	"github.com/falconet/falconet/internal/secret"
+	"github.com/falconet/falconet/internal/tlsconf"
 )
 
 // Config is the relay's configuration (relay.toml).
@@ -60,6 +62,10 @@ type KafkaConfig struct {
 	// Timeout bounds a produce request and the network operations.
 	Timeout  confkit.Duration `toml:"timeout"`
 	ClientID string           `toml:"client_id"`
+	// SASL and TLS secure the connections to the brokers ([kafka.sasl],
+	// [kafka.tls]; the same keys as saver.toml).
+	SASL secret.SASL   `toml:"sasl"`
+	TLS  tlsconf.Kafka `toml:"tls"`
 }
 
 // AuthConfig lists accepted agent tokens.
@@ -235,6 +241,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Timeout.D() < 100*time.Millisecond {
 		return bad("kafka.timeout", "%v is less than 100ms", c.Kafka.Timeout.D())
+	}
+	if _, _, err := c.Kafka.SASL.Check("relay.kafka.sasl"); err != nil {
+		return err
+	}
+	if _, err := c.Kafka.TLS.Check("relay.kafka.tls"); err != nil {
+		return err
 	}
 	for i, t := range c.Auth.Tokens {
 		if t == "" {

@@ -60,6 +60,9 @@ func saramaConfig(c KafkaConfig) (*sarama.Config, error) {
 	sc.Metadata.Retry.Max = 2
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	sc.Metadata.RefreshFrequency = time.Minute
+	if err := applyKafkaSecurity(sc, c); err != nil {
+		return nil, err
+	}
 	return sc, nil
 }
 
@@ -71,7 +74,14 @@ func newProducer(srv *Server) (*producer, error) {
 	}
 	client, err := sarama.NewClient(c.Brokers, sc)
 	if err != nil {
+		if why := explainKafkaError(err, c, "relay.kafka"); why != "" {
+			return nil, fmt.Errorf("kafka client: %s: %w", why, err)
+		}
 		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	if err := checkTopic(client, c.Topic, srv.log); err != nil {
+		_ = client.Close()
+		return nil, err
 	}
 	p, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {

@@ -90,6 +90,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Server, er
 		return nil, oerr
 	}
 	s.of = of
+	logKafkaSecurity(s.log, cfg.Kafka)
 	msg := "kafka: not connected yet"
 	s.kafkaErr.Store(&msg)
 	if cfg.TLS.Cert != "" {

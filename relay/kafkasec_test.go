@@ -1,0 +1,275 @@
+package relay_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/falconet/falconet/agent/sender"
+	"github.com/falconet/falconet/agent/sender/sendertest"
+	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/devstack/devcert"
+	"github.com/falconet/falconet/metric"
+	"github.com/falconet/falconet/relay"
+	"github.com/falconet/falconet/relay/relaytest"
+)
+
+var secureUsers = []devstack.SASLUser{
+	{Mechanism: "SCRAM-SHA-512", User: "relay512", Password: "pw-512:with colon"},
+	{Mechanism: "SCRAM-SHA-256", User: "relay256", Password: "pw-256"},
+	{Mechanism: "PLAIN", User: "relayplain", Password: "pw-plain"},
+}
+
+// secureConfig is a relay configuration for k with TLS (k's CA) and SASL as
+// the given user.
+func secureConfig(k *devstack.SecureKafka, mech, user, password string) relay.Config {
+	cfg := relaytest.Config(k.Addr())
+	cfg.Kafka.TLS.Enabled = true
+	cfg.Kafka.TLS.CA = k.Certs.CA
+	cfg.Kafka.SASL.Mechanism = mech
+	cfg.Kafka.SASL.Username = user
+	cfg.Kafka.SASL.Password = password
+	return cfg
+}
+
+// readSecured reads topic with the relay's own Kafka settings (TLS and SASL)
+// until every id in want arrived, and fails the test otherwise.
+func readSecured(t *testing.T, kc relay.KafkaConfig, want map[string]bool) {
+	t.Helper()
+	sc, err := relay.SaramaConfigForTest(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sarama.NewConsumer(kc.Brokers, sc)
+	if err != nil {
+		t.Fatalf("secured consumer: %v", err)
+	}
+	defer c.Close()
+	parts, err := c.Partitions(kc.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	missing := len(want)
+	seen := map[string]bool{}
+	var pcs []sarama.PartitionConsumer
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(kc.Topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcs = append(pcs, pc)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range pc.Messages() {
+				var mt metric.Metric
+				if err := mt.UnmarshalJSON(m.Value); err != nil {
+					t.Errorf("record %s/%d: %v", kc.Topic, m.Offset, err)
+					continue
+				}
+				mu.Lock()
+				if id := mt.DocID(); want[id] && !seen[id] {
+					seen[id] = true
+					missing--
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		left := missing
+		mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("read back %d of %d metrics through TLS+SASL, want all", len(want)-left, len(want))
+			break
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	for _, pc := range pcs {
+		pc.AsyncClose()
+	}
+	wg.Wait()
+}
+
+// TestKafkaTLSAndSASL: the relay produces through TLS with each SASL
+// mechanism (the password from a file, as a systemd credential gives it);
+// what it wrote is read back through the same settings, and the password is
+// in no log line.
+func TestKafkaTLSAndSASL(t *testing.T) {
+	k := devstack.StartSecureKafkaT(t, secureUsers, topic)
+	for i, u := range secureUsers {
+		t.Run(u.Mechanism, func(t *testing.T) {
+			cfg := secureConfig(k, u.Mechanism, u.User, "")
+			pwFile := filepath.Join(t.TempDir(), "kafka-password")
+			if err := os.WriteFile(pwFile, []byte(u.Password+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Kafka.SASL.PasswordFile = pwFile
+			var logs logBuf
+			r := relaytest.Start(t, cfg, logs.logger())
+			q := sendertest.NewMemQueue()
+			want := fillQueue(t, q, i*10, i*10+5, 20)
+			startSender(t, sender.Config{}, q, r.ProtocolAddr())
+			relaytest.WaitFor(t, 20*time.Second, "queue drained (every batch acked after Kafka acked)", q.Empty)
+			readSecured(t, cfg.Kafka, want)
+			if strings.Contains(logs.String(), u.Password) {
+				t.Errorf("the password appears in the log:\n%s", logs.String())
+			}
+			if !strings.Contains(logs.String(), `sasl_password_from="file `+pwFile+`"`) {
+				t.Errorf("the start log does not say where the password comes from:\n%s", logs.String())
+			}
+			body := httpGet(t, "http://"+r.HTTPAddr()+"/metrics")
+			if strings.Contains(body, u.Password) {
+				t.Errorf("/metrics shows the password")
+			}
+		})
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestKafkaSecurityFailures: a wrong password, a CA that did not sign the
+// broker's certificate, a server name the certificate does not carry, and
+// a client without TLS are refused with a log line naming the key to check
+// and /healthz 503; a relay restarted with the fixed configuration becomes
+// ready.
+func TestKafkaSecurityFailures(t *testing.T) {
+	k := devstack.StartSecureKafkaT(t, secureUsers, topic)
+	otherCA, err := devcert.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := secureUsers[0]
+	for _, tc := range []struct {
+		name    string
+		breakIt func(*relay.Config)
+		wantLog string
+	}{
+		{"wrong password", func(c *relay.Config) { c.Kafka.SASL.Password = "not-the-password" },
+			`SASL SCRAM-SHA-512 authentication failed for user \"relay512\"`},
+		{"wrong user", func(c *relay.Config) { c.Kafka.SASL.Username = "nobody" },
+			`SASL SCRAM-SHA-512 authentication failed for user \"nobody\"`},
+		{"unknown CA", func(c *relay.Config) { c.Kafka.TLS.CA = otherCA.CA },
+			"signed by an unknown authority"},
+		{"server name mismatch", func(c *relay.Config) { c.Kafka.TLS.ServerName = "kafka.example.org" },
+			`not valid for \"kafka.example.org\"`},
+		{"no TLS", func(c *relay.Config) { c.Kafka.TLS = relay.DefaultConfig().Kafka.TLS },
+			"relay.kafka.tls"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			good := secureConfig(k, u.Mechanism, u.User, u.Password)
+			bad := good
+			tc.breakIt(&bad)
+			var logs logBuf
+			r := relaytest.StartUnready(t, bad, logs.logger())
+			relaytest.WaitFor(t, 20*time.Second, "the failure logged", func() bool { return strings.Contains(logs.String(), "cannot connect to kafka") })
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, "cannot connect to kafka") {
+					t.Logf("the operator reads: %s", line)
+					break
+				}
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tc.wantLog, logs.String())
+			}
+			resp, err := http.Get("http://" + r.HTTPAddr() + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("/healthz %d %q, want 503", resp.StatusCode, b)
+			}
+			if strings.Contains(logs.String(), u.Password) || strings.Contains(string(b), u.Password) {
+				t.Errorf("the password is in the log or /healthz")
+			}
+			r.Stop()
+			// fixed and restarted: ready
+			relaytest.Start(t, good, nil)
+		})
+	}
+}
+
+// TestMissingTopicIsReported: on a cluster that does not create topics, the
+// relay says the topic is missing and how to create it, and stays not
+// ready; once the topic exists it becomes ready.
+func TestMissingTopicIsReported(t *testing.T) {
+	k, err := devstack.StartKafka(devstack.KafkaConfig{Listen: "127.0.0.1:0", NoAutoCreate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	var logs logBuf
+	r := relaytest.StartUnready(t, relaytest.Config(k.Addr()), logs.logger())
+	relaytest.WaitFor(t, 20*time.Second, "missing topic logged", func() bool { return strings.Contains(logs.String(), "falconet kafka-setup") })
+	if err := r.Health(); err == nil || !strings.Contains(err.Error(), `topic "falconet-metrics" does not exist`) {
+		t.Errorf("health %v, want the missing topic named", err)
+	}
+	if err := relay.SetupTopics(r.Config.Kafka, []relay.TopicSpec{{Name: topic, Partitions: 3, Replication: 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	relaytest.WaitFor(t, 30*time.Second, "relay ready after the topic was created", func() bool { return r.Health() == nil })
+}
+
+// TestKcatReadsSecuredKafka: a third-party client (kcat, librdkafka) reads
+// what the relay wrote through SCRAM-SHA-512 over TLS.
+func TestKcatReadsSecuredKafka(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat not installed (apt-get install kcat)")
+	}
+	k := devstack.StartSecureKafkaT(t, secureUsers, topic)
+	u := secureUsers[0]
+	r := relaytest.Start(t, secureConfig(k, u.Mechanism, u.User, u.Password), nil)
+	q := sendertest.NewMemQueue()
+	want := fillQueue(t, q, 0, 4, 10)
+	startSender(t, sender.Config{}, q, r.ProtocolAddr())
+	relaytest.WaitFor(t, 20*time.Second, "queue drained", q.Empty)
+	args := []string{"-C", "-b", k.Addr(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n",
+		"-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+		"-X", "sasl.username=" + u.User, "-X", "sasl.password=" + u.Password, "-X", "ssl.ca.location=" + k.Certs.CA}
+	out, err := exec.Command(kcat, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	got := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var m metric.Metric
+		if m.UnmarshalJSON([]byte(line)) != nil || !want[m.DocID()] {
+			t.Fatalf("kcat line %q is not a metric we sent", line)
+		}
+		got++
+	}
+	if got != len(want) {
+		t.Errorf("kcat read %d records, want %d", got, len(want))
+	}
+	// and with a wrong password kcat is refused
+	args[len(args)-3] = "sasl.password=wrong"
+	if out, err := exec.Command(kcat, append(args, "-m", "5")...).CombinedOutput(); err == nil {
+		t.Errorf("kcat with a wrong password succeeded:\n%s", out)
+	}
+}
