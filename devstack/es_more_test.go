@@ -376,7 +376,7 @@ func TestESFilterPathFlushCat(t *testing.T) {
 		t.Fatalf("_cat/indices?v: got %d %q", txt.status, txt.body)
 	}
 	if env.dev != nil {
-		r = env.must(400, "POST", "/"+ix+"/_update_by_query", `{}`)
+		r = env.must(400, "POST", "/"+ix+"/_rollover", `{}`)
 		if reason, _ := get(r, "error.reason").(string); !strings.HasPrefix(reason, "dev-es does not support") {
 			t.Fatalf("unimplemented API: got reason %q", reason)
 		}

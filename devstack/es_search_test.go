@@ -172,7 +172,7 @@ func TestESSearchErrors(t *testing.T) {
 	r = env.must(400, "POST", "/"+ix+"/_search?bogus=1", `{}`)
 	expect(t, r, "error.type", "illegal_argument_exception")
 	if env.dev != nil {
-		r = env.must(400, "POST", "/"+ix+"/_search", `{"query":{"match":{"s":"text"}}}`)
+		r = env.must(400, "POST", "/"+ix+"/_search", `{"query":{"match_phrase":{"s":"some text"}}}`)
 		if reason, _ := get(r, "error.reason").(string); !strings.HasPrefix(reason, "dev-es does not support") {
 			t.Fatalf("unsupported query: got reason %q", reason)
 		}

@@ -143,14 +143,14 @@ func (s *Server) handleAliasActions(rq *request) *esError {
 	if e != nil {
 		return e
 	}
-	acts, _ := body["actions"].([]any)
-	if len(acts) == 0 {
-		return errValidation("no actions specified")
-	}
 	for k := range body {
 		if k != "actions" {
 			return errParsing("[aliases] unknown field [%s]", k)
 		}
+	}
+	acts, _ := body["actions"].([]any)
+	if len(acts) == 0 {
+		return errValidation("no actions specified")
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -194,7 +194,7 @@ func (s *Server) handleAliasActions(rq *request) *esError {
 			if len(idxExprs) == 0 {
 				return errValidation("One of [index] or [indices] is required")
 			}
-			names, e := s.resolveIndices(strings.Join(idxExprs, ","), resolveOpts{noAliases: true})
+			names, e := s.resolveIndices(strings.Join(idxExprs, ","), resolveOpts{noAliases: true, closed: true})
 			if e != nil {
 				return e
 			}

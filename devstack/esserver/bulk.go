@@ -507,6 +507,14 @@ func (s *Server) executeWrites(ops []*writeOp, policy refreshPolicy, injectRejec
 				continue
 			}
 		}
+		s.mu.RLock()
+		closed := ix.closed
+		s.mu.RUnlock()
+		if closed {
+			e := errIndexClosed(ix)
+			results[i] = opResult{Index: ix.name, Type: "_doc", ID: op.id, Status: e.Status, Error: e.object(), err: e}
+			continue
+		}
 		ix.mu.Lock()
 		if e := ix.writeBlock(op.action == "delete"); e != nil {
 			results[i] = opResult{Index: op.index, Type: "_doc", ID: op.id, Status: e.Status, Error: e.object(), err: e}
@@ -608,9 +616,13 @@ func (s *Server) docIndex(name string) (*index, *esError) {
 		case 0:
 			return nil, errIndexNotFound(name)
 		case 1:
-			return s.indices[targets[0]], nil
+			ix = s.indices[targets[0]]
+		default:
+			return nil, errIllegalArgument("alias [%s] has more than one index associated with it [%s], can't execute a single index op", name, strings.Join(targets, ", "))
 		}
-		return nil, errIllegalArgument("alias [%s] has more than one index associated with it [%s], can't execute a single index op", name, strings.Join(targets, ", "))
+	}
+	if ix.closed {
+		return nil, errIndexClosed(ix)
 	}
 	return ix, nil
 }
@@ -697,6 +709,9 @@ func (s *Server) handleDeleteDoc(rq *request) *esError {
 	if e := rq.allow("refresh", "timeout", "wait_for_active_shards", "routing", "version", "version_type", "if_seq_no", "if_primary_term"); e != nil {
 		return e
 	}
+	if e := refuseParams(rq, "version", "version_type"); e != nil {
+		return e
+	}
 	policy, e := rq.refreshParam()
 	if e != nil {
 		return e
@@ -705,13 +720,8 @@ func (s *Server) handleDeleteDoc(rq *request) *esError {
 		return e
 	}
 	op := &writeOp{action: "delete", index: rq.parts[0], id: rq.parts[2]}
-	if v := rq.param("if_seq_no"); v != "" {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		op.ifSeqNo = &n
-	}
-	if v := rq.param("if_primary_term"); v != "" {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		op.ifPrimary = &n
+	if e := seqNoParams(rq, op); e != nil {
+		return e
 	}
 	results, e := s.executeWrites([]*writeOp{op}, policy, false)
 	if e != nil {
@@ -743,6 +753,9 @@ func (s *Server) handleUpdateDoc(rq *request) *esError {
 	if e := parseUpdateBody(op, rq.body); e != nil {
 		return e
 	}
+	if e := seqNoParams(rq, op); e != nil {
+		return e
+	}
 	results, e := s.executeWrites([]*writeOp{op}, policy, false)
 	if e != nil {
 		return e
@@ -758,8 +771,8 @@ func (s *Server) handleGetDoc(rq *request) *esError {
 	if e := rq.allow("realtime", "refresh", "routing", "preference", "_source", "_source_includes", "_source_excludes", "version", "version_type"); e != nil {
 		return e
 	}
-	if rq.param("stored_fields") != "" {
-		return errUnsupported("stored_fields")
+	if e := refuseParams(rq, "version", "version_type"); e != nil {
+		return e
 	}
 	ix, e := s.docIndex(rq.parts[0])
 	if e != nil {
@@ -833,4 +846,23 @@ func sourceFilterFromParams(rq *request) (*sourceFilter, *esError) {
 		sf.excludes = strings.Split(v, ",")
 	}
 	return sf, nil
+}
+
+// seqNoParams reads if_seq_no and if_primary_term (optimistic concurrency
+// control) into op.
+func seqNoParams(rq *request, op *writeOp) *esError {
+	for _, k := range []string{"if_seq_no", "if_primary_term"} {
+		if v := rq.param(k); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errIllegalArgument("Failed to parse long parameter [%s] with value [%s]", k, v)
+			}
+			if k == "if_seq_no" {
+				op.ifSeqNo = &n
+			} else {
+				op.ifPrimary = &n
+			}
+		}
+	}
+	return nil
 }

@@ -243,6 +243,7 @@ type index struct {
 	settings map[string]string
 	m        *mapping
 	aliases  map[string]aliasDef // guarded by Server.mu
+	closed   bool                // guarded by Server.mu ("Close index API")
 
 	mu         sync.RWMutex
 	overlay    map[string]*docState // changes since the last refresh (realtime GET sees them)

@@ -344,8 +344,15 @@ func (s *Server) templateNames(expr string, legacy bool) []string {
 	return out
 }
 
+// handleGetIndexTemplate renders composable templates as ES 7.17 does:
+// the body as stored, except settings, which come back normalised
+// ({"index":{"number_of_replicas":"0"}}, or flat with flat_settings=true).
 func (s *Server) handleGetIndexTemplate(rq *request) *esError {
 	if e := rq.allow("local", "master_timeout", "flat_settings"); e != nil {
+		return e
+	}
+	flat, e := rq.boolParam("flat_settings", false)
+	if e != nil {
 		return e
 	}
 	expr := ""
@@ -360,9 +367,20 @@ func (s *Server) handleGetIndexTemplate(rq *request) *esError {
 	}
 	list := []any{}
 	for _, n := range names {
+		t := s.templates[n]
 		it := map[string]any{"composed_of": []any{}}
-		for k, v := range s.templates[n].Raw {
+		for k, v := range t.Raw {
 			it[k] = v
+		}
+		if tm, ok := t.Raw["template"].(map[string]any); ok {
+			c := map[string]any{}
+			for k, v := range tm {
+				c[k] = v
+			}
+			if _, has := c["settings"]; has {
+				c["settings"] = renderSettings(t.Settings, flat)
+			}
+			it["template"] = c
 		}
 		list = append(list, map[string]any{"name": n, "index_template": it})
 	}
@@ -370,6 +388,9 @@ func (s *Server) handleGetIndexTemplate(rq *request) *esError {
 }
 
 func (s *Server) handleHeadIndexTemplate(rq *request) *esError {
+	if e := rq.allow("local", "master_timeout", "flat_settings"); e != nil {
+		return e
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.head(rq, len(s.templateNames(rq.parts[1], false)) > 0)
@@ -457,7 +478,7 @@ func (s *Server) handlePutLegacyTemplate(rq *request) *esError {
 	return s.ok(rq, 200, map[string]any{"acknowledged": true})
 }
 
-func (t *legacyTemplate) render() map[string]any {
+func (t *legacyTemplate) render(flat bool) map[string]any {
 	mappings := map[string]any{}
 	if t.Mappings != nil {
 		mm := newMapping()
@@ -468,7 +489,7 @@ func (t *legacyTemplate) render() map[string]any {
 	for a, d := range t.Aliases {
 		aliases[a] = d.render()
 	}
-	o := map[string]any{"order": t.Order, "index_patterns": t.Patterns, "settings": nestSettings(t.Settings), "mappings": mappings, "aliases": aliases}
+	o := map[string]any{"order": t.Order, "index_patterns": t.Patterns, "settings": renderSettings(t.Settings, flat), "mappings": mappings, "aliases": aliases}
 	if t.Version != nil {
 		o["version"] = t.Version
 	}
@@ -483,12 +504,16 @@ func (s *Server) handleGetLegacyTemplate(rq *request) *esError {
 	if len(rq.parts) == 2 {
 		expr = rq.parts[1]
 	}
+	flat, e := rq.boolParam("flat_settings", false)
+	if e != nil {
+		return e
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	names := s.templateNames(expr, true)
 	out := map[string]any{}
 	for _, n := range names {
-		out[n] = s.legacy[n].render()
+		out[n] = s.legacy[n].render(flat)
 	}
 	if len(names) == 0 && expr != "" && !strings.Contains(expr, "*") {
 		return s.ok(rq, 404, out)
@@ -497,6 +522,9 @@ func (s *Server) handleGetLegacyTemplate(rq *request) *esError {
 }
 
 func (s *Server) handleHeadLegacyTemplate(rq *request) *esError {
+	if e := rq.allow("local", "master_timeout", "flat_settings"); e != nil {
+		return e
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.head(rq, len(s.templateNames(rq.parts[1], true)) > 0)
@@ -686,11 +714,8 @@ func (s *Server) handleCreateIndex(rq *request) *esError {
 				return e
 			}
 		default:
-			// Elasticsearch treats unknown top-level keys as settings
-			if settings == nil {
-				settings = map[string]any{}
-			}
-			settings[k] = v
+			// 7.x refuses top-level keys other than settings, mappings and aliases
+			return newErr(http.StatusBadRequest, "parse_exception", "unknown key [%s] for create index", k)
 		}
 	}
 	s.writeMu.Lock()
@@ -734,13 +759,18 @@ func (s *Server) handleDeleteIndex(rq *request) *esError {
 }
 
 func (s *Server) handleHeadIndex(rq *request) *esError {
+	if e := rq.allow("include_type_name", "local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "flat_settings", "include_defaults"); e != nil {
+		return e
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	names, e := s.resolveIndices(rq.parts[0], resolveOpts{allowNoIndices: false})
 	return s.head(rq, e == nil && len(names) > 0)
 }
 
-func (ix *index) settingsJSON() map[string]any {
+// settingsJSON renders an index's settings nested ({"index":{...}}) or,
+// with flat_settings=true, flat ({"index.number_of_shards":"1"}).
+func (ix *index) settingsJSON(flatOut bool) map[string]any {
 	flat := map[string]string{}
 	for k, v := range ix.settings {
 		flat[k] = v
@@ -749,69 +779,125 @@ func (ix *index) settingsJSON() map[string]any {
 	flat["index.uuid"] = ix.uuid
 	flat["index.provided_name"] = ix.name
 	flat["index.version.created"] = "7170099"
-	return nestSettings(flat)
+	return renderSettings(flat, flatOut)
+}
+
+func renderSettings(settings map[string]string, flat bool) map[string]any {
+	if !flat {
+		return nestSettings(settings)
+	}
+	out := make(map[string]any, len(settings))
+	for k, v := range settings {
+		out[k] = v
+	}
+	return out
 }
 
 func (s *Server) handleGetIndex(rq *request) *esError {
 	if e := rq.allow("include_type_name", "local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "flat_settings", "include_defaults", "master_timeout"); e != nil {
 		return e
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{allowNoIndices: true})
+	v, e := s.metadataView(rq)
+	if e != nil {
+		return e
+	}
+	list, e := s.indexList(rq, rq.parts[0], resolveOpts{closed: true})
 	if e != nil {
 		return e
 	}
 	out := map[string]any{}
-	for _, n := range names {
-		ix := s.indices[n]
-		ix.mu.RLock()
+	for _, ix := range list {
+		s.mu.RLock()
 		aliases := map[string]any{}
 		for a, d := range ix.aliases {
 			aliases[a] = d.render()
 		}
-		out[n] = map[string]any{"aliases": aliases, "mappings": ix.m.render(), "settings": ix.settingsJSON()}
+		s.mu.RUnlock()
+		ix.mu.RLock()
+		out[ix.name] = map[string]any{"aliases": aliases, "mappings": v.mappings(ix), "settings": ix.settingsJSON(v.flat)}
 		ix.mu.RUnlock()
 	}
 	return s.ok(rq, 200, out)
+}
+
+// metadataView holds the rendering options of the metadata read APIs
+// (flat_settings, include_type_name); include_defaults is refused.
+type metadataView struct{ flat, typed bool }
+
+func (s *Server) metadataView(rq *request) (metadataView, *esError) {
+	var v metadataView
+	var e *esError
+	if v.flat, e = rq.boolParam("flat_settings", false); e != nil {
+		return v, e
+	}
+	if v.typed, e = rq.boolParam("include_type_name", false); e != nil {
+		return v, e
+	}
+	if d, e := rq.boolParam("include_defaults", false); e != nil {
+		return v, e
+	} else if d {
+		return v, errUnsupported("include_defaults")
+	}
+	return v, nil
+}
+
+// mappings renders an index's mappings, under "_doc" with include_type_name=true.
+func (v metadataView) mappings(ix *index) map[string]any {
+	m := ix.m.render()
+	if v.typed && len(m) > 0 {
+		return map[string]any{"_doc": m}
+	}
+	return m
 }
 
 func (s *Server) handleGetSettings(rq *request) *esError {
 	if e := rq.allow("local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "flat_settings", "include_defaults", "master_timeout"); e != nil {
 		return e
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{allowNoIndices: true})
+	v, e := s.metadataView(rq)
+	if e != nil {
+		return e
+	}
+	list, e := s.indexList(rq, rq.parts[0], resolveOpts{allowNoIndices: true, closed: true})
 	if e != nil {
 		return e
 	}
 	out := map[string]any{}
-	for _, n := range names {
-		out[n] = map[string]any{"settings": s.indices[n].settingsJSON()}
+	for _, ix := range list {
+		out[ix.name] = map[string]any{"settings": ix.settingsJSON(v.flat)}
 	}
 	return s.ok(rq, 200, out)
 }
 
+// handleGetMapping serves GET [/{index}]/_mapping[/{type}]. A type of
+// "_all" or "*" is no type at all (ES 7 reads it so, which is what olivere's
+// GetMappingService sends); any other type needs include_type_name.
 func (s *Server) handleGetMapping(rq *request) *esError {
 	if e := rq.allow("include_type_name", "local", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "master_timeout"); e != nil {
 		return e
+	}
+	v, e := s.metadataView(rq)
+	if e != nil {
+		return e
+	}
+	if len(rq.parts) == 3 && rq.parts[2] != "_all" && rq.parts[2] != "*" {
+		if !v.typed {
+			return errIllegalArgument("Types cannot be provided in get mapping requests, unless include_type_name is set to true.")
+		}
+		return errUnsupported("typed get mapping requests ([%s])", rq.parts[2])
 	}
 	expr := ""
 	if rq.parts[0] != "_mapping" {
 		expr = rq.parts[0]
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
+	list, e := s.indexList(rq, expr, resolveOpts{allowNoIndices: true, closed: true})
 	if e != nil {
 		return e
 	}
 	out := map[string]any{}
-	for _, n := range names {
-		ix := s.indices[n]
+	for _, ix := range list {
 		ix.mu.RLock()
-		out[n] = map[string]any{"mappings": ix.m.render()}
+		out[ix.name] = map[string]any{"mappings": v.mappings(ix)}
 		ix.mu.RUnlock()
 	}
 	return s.ok(rq, 200, out)
@@ -862,34 +948,6 @@ func (s *Server) handlePutMapping(rq *request) *esError {
 		return storeErr(err)
 	}
 	return s.ok(rq, 200, map[string]any{"acknowledged": true})
-}
-
-func (s *Server) handleRefresh(rq *request) *esError {
-	if e := rq.allow("ignore_unavailable", "allow_no_indices", "expand_wildcards"); e != nil {
-		return e
-	}
-	expr := ""
-	if rq.parts[0] != "_refresh" {
-		expr = rq.parts[0]
-	}
-	s.mu.RLock()
-	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
-	var list []*index
-	for _, n := range names {
-		list = append(list, s.indices[n])
-	}
-	s.mu.RUnlock()
-	if e != nil {
-		return e
-	}
-	total := 0
-	for _, ix := range list {
-		ix.mu.Lock()
-		ix.refreshLocked()
-		ix.mu.Unlock()
-		total += ix.setting("number_of_shards", 1)
-	}
-	return s.ok(rq, 200, map[string]any{"_shards": map[string]any{"total": total * 2, "successful": total, "failed": 0}})
 }
 
 // staticSettings cannot change on an open index.
@@ -975,188 +1033,5 @@ func (ix *index) writeBlock(isDelete bool) *esError {
 	case ix.settings["index.blocks.read_only_allow_delete"] == "true" && !isDelete:
 		return newErr(http.StatusTooManyRequests, "cluster_block_exception", "index [%s] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];", ix.name)
 	}
-	return nil
-}
-
-// handleFlush answers the flush API: every acknowledged write is already
-// committed to the data file, so there is nothing to do.
-func (s *Server) handleFlush(rq *request) *esError {
-	if e := rq.allow("ignore_unavailable", "allow_no_indices", "expand_wildcards", "force", "wait_if_ongoing"); e != nil {
-		return e
-	}
-	expr := ""
-	if rq.parts[0] != "_flush" {
-		expr = rq.parts[0]
-	}
-	s.mu.RLock()
-	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
-	total := 0
-	for _, n := range names {
-		total += s.indices[n].setting("number_of_shards", 1)
-	}
-	s.mu.RUnlock()
-	if e != nil {
-		return e
-	}
-	return s.ok(rq, 200, map[string]any{"_shards": map[string]any{"total": total * 2, "successful": total, "failed": 0}})
-}
-
-// ---- _cat ----
-
-func humanBytes(n int64) string {
-	units := []string{"b", "kb", "mb", "gb", "tb"}
-	f := float64(n)
-	i := 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%db", n)
-	}
-	s := strconv.FormatFloat(f, 'f', 1, 64)
-	s = strings.TrimSuffix(s, ".0")
-	return s + units[i]
-}
-
-func (s *Server) handleCatIndices(rq *request) *esError {
-	if e := rq.allow("format", "v", "h", "bytes", "s", "health", "pri", "expand_wildcards", "local", "master_timeout", "help", "include_unloaded_segments", "time"); e != nil {
-		return e
-	}
-	expr := ""
-	if len(rq.parts) == 3 {
-		expr = rq.parts[2]
-	}
-	s.mu.RLock()
-	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
-	var rows []map[string]string
-	for _, n := range names {
-		ix := s.indices[n]
-		status, _, _ := s.health([]string{n})
-		ix.mu.RLock()
-		size := ix.storeBytes
-		sz := humanBytes(size)
-		if rq.param("bytes") == "b" {
-			sz = strconv.FormatInt(size, 10)
-		}
-		rows = append(rows, map[string]string{
-			"health": status, "status": "open", "index": n, "uuid": ix.uuid,
-			"pri": strconv.Itoa(ix.setting("number_of_shards", 1)), "rep": strconv.Itoa(ix.setting("number_of_replicas", 1)),
-			"docs.count": strconv.Itoa(ix.live), "docs.deleted": strconv.Itoa(ix.deletedN),
-			"store.size": sz, "pri.store.size": sz,
-		})
-		ix.mu.RUnlock()
-	}
-	s.mu.RUnlock()
-	if e != nil {
-		return e
-	}
-	if h := rq.param("health"); h != "" {
-		var kept []map[string]string
-		for _, r := range rows {
-			if r["health"] == h {
-				kept = append(kept, r)
-			}
-		}
-		rows = kept
-	}
-	cols := []string{"health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted", "store.size", "pri.store.size"}
-	if h := rq.param("h"); h != "" {
-		cols = strings.Split(h, ",")
-		for _, c := range cols {
-			if _, ok := map[string]bool{"health": true, "status": true, "index": true, "uuid": true, "pri": true, "rep": true, "docs.count": true, "docs.deleted": true, "store.size": true, "pri.store.size": true}[c]; !ok {
-				return errUnsupported("the _cat/indices column [%s]", c)
-			}
-		}
-	}
-	if sortBy := rq.param("s"); sortBy != "" {
-		key := strings.Split(sortBy, ":")[0]
-		desc := strings.HasSuffix(sortBy, ":desc")
-		sort.SliceStable(rows, func(i, j int) bool {
-			a, b := rows[i][key], rows[j][key]
-			if x, err1 := strconv.Atoi(a); err1 == nil {
-				if y, err2 := strconv.Atoi(b); err2 == nil {
-					if desc {
-						return x > y
-					}
-					return x < y
-				}
-			}
-			if desc {
-				return a > b
-			}
-			return a < b
-		})
-	}
-	switch rq.param("format") {
-	case "json":
-		out := make([]map[string]string, 0, len(rows))
-		for _, r := range rows {
-			o := map[string]string{}
-			for _, c := range cols {
-				o[c] = r[c]
-			}
-			out = append(out, o)
-		}
-		return s.ok(rq, 200, out)
-	case "", "txt", "text":
-	default:
-		return errUnsupported("_cat format [%s] (use json or text)", rq.param("format"))
-	}
-	v, _ := rq.boolParam("v", false)
-	width := map[string]int{}
-	lines := [][]string{}
-	if v {
-		lines = append(lines, cols)
-	}
-	for _, r := range rows {
-		var l []string
-		for _, c := range cols {
-			l = append(l, r[c])
-		}
-		lines = append(lines, l)
-	}
-	for _, l := range lines {
-		for i, c := range l {
-			if len(c) > width[cols[i]] {
-				width[cols[i]] = len(c)
-			}
-		}
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		for i, c := range l {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(c + strings.Repeat(" ", width[cols[i]]-len(c)))
-		}
-		b.WriteString("\n")
-	}
-	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	rq.w.WriteHeader(200)
-	_, _ = rq.w.Write([]byte(b.String()))
-	return nil
-}
-
-func (s *Server) handleCatHealth(rq *request) *esError {
-	if e := rq.allow("format", "v", "h", "ts", "time", "local", "master_timeout"); e != nil {
-		return e
-	}
-	s.mu.RLock()
-	status, prim, unassigned := s.health(s.sortedIndexNames())
-	s.mu.RUnlock()
-	now := time.Now()
-	row := map[string]string{"epoch": strconv.FormatInt(now.Unix(), 10), "timestamp": now.UTC().Format("15:04:05"),
-		"cluster": clusterName, "status": status, "node.total": "1", "node.data": "1", "shards": strconv.Itoa(prim),
-		"pri": strconv.Itoa(prim), "relo": "0", "init": "0", "unassign": strconv.Itoa(unassigned), "pending_tasks": "0",
-		"max_task_wait_time": "-", "active_shards_percent": "100.0%"}
-	if rq.param("format") == "json" {
-		return s.ok(rq, 200, []any{row})
-	}
-	line := fmt.Sprintf("%s %s %s %s 1 1 %d %d 0 0 %d 0 - 100.0%%\n", row["epoch"], row["timestamp"], clusterName, status, prim, prim, unassigned)
-	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	rq.w.WriteHeader(200)
-	_, _ = rq.w.Write([]byte(line))
 	return nil
 }

@@ -3,7 +3,6 @@ package esserver
 import (
 	"encoding/json"
 	"strconv"
-	"strings"
 )
 
 // handleMget is the multi get API: GET|POST [/{index}]/_mget with
@@ -124,42 +123,4 @@ func (s *Server) handleMget(rq *request) *esError {
 		docs = append(docs, o)
 	}
 	return s.ok(rq, 200, map[string]any{"docs": docs})
-}
-
-// handleCatCount is GET /_cat/count[/{index}]: documents visible to search.
-func (s *Server) handleCatCount(rq *request) *esError {
-	if e := rq.allow("format", "v", "h", "local", "master_timeout"); e != nil {
-		return e
-	}
-	expr := ""
-	if len(rq.parts) == 3 {
-		expr = rq.parts[2]
-	}
-	s.mu.RLock()
-	names, e := s.resolveIndices(expr, resolveOpts{allowNoIndices: true})
-	n := 0
-	for _, name := range names {
-		ix := s.indices[name]
-		ix.mu.RLock()
-		n += ix.live
-		ix.mu.RUnlock()
-	}
-	s.mu.RUnlock()
-	if e != nil {
-		return e
-	}
-	now := s.now()
-	row := map[string]string{"epoch": strconv.FormatInt(now.Unix(), 10), "timestamp": now.UTC().Format("15:04:05"), "count": strconv.Itoa(n)}
-	if rq.param("format") == "json" {
-		return s.ok(rq, 200, []any{row})
-	}
-	var b strings.Builder
-	if v, _ := rq.boolParam("v", false); v {
-		b.WriteString("epoch      timestamp count\n")
-	}
-	b.WriteString(row["epoch"] + " " + row["timestamp"] + " " + row["count"] + "\n")
-	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	rq.w.WriteHeader(200)
-	_, _ = rq.w.Write([]byte(b.String()))
-	return nil
 }

@@ -70,14 +70,68 @@ type resolveOpts struct {
 	ignoreUnavailable bool // missing concrete names are skipped
 	allowNoIndices    bool // a wildcard matching nothing is fine
 	noAliases         bool // names must be indices (delete index, alias actions)
+	// expand is expand_wildcards: which indices wildcards and _all reach
+	// ("open" when empty); closed names a concrete closed index may be
+	// named (metadata APIs), otherwise it answers index_closed_exception.
+	expand map[string]bool
+	closed bool
+}
+
+// fromParams reads ignore_unavailable, allow_no_indices and
+// expand_wildcards when the request has them.
+func (o *resolveOpts) fromParams(rq *request) *esError {
+	var e *esError
+	if _, ok := rq.q["ignore_unavailable"]; ok {
+		if o.ignoreUnavailable, e = rq.boolParam("ignore_unavailable", false); e != nil {
+			return e
+		}
+	}
+	if _, ok := rq.q["allow_no_indices"]; ok {
+		if o.allowNoIndices, e = rq.boolParam("allow_no_indices", true); e != nil {
+			return e
+		}
+	}
+	if v, ok := rq.q["expand_wildcards"]; ok {
+		o.expand = map[string]bool{}
+		for _, w := range strings.Split(v[0], ",") {
+			switch w {
+			case "open", "closed", "hidden", "none":
+				o.expand[w] = true
+			case "all":
+				o.expand["open"], o.expand["closed"], o.expand["hidden"] = true, true, true
+			default:
+				return errIllegalArgument("No enum constant org.elasticsearch.action.support.IndicesOptions.WildcardStates.%s", strings.ToUpper(w))
+			}
+		}
+	}
+	return nil
+}
+
+// wildcardReaches says whether a wildcard (or _all) expands to ix.
+func (o resolveOpts) wildcardReaches(ix *index) bool {
+	ex := o.expand
+	if ex == nil {
+		ex = map[string]bool{"open": true}
+	}
+	if ix.settings["index.hidden"] == "true" && !ex["hidden"] {
+		return false
+	}
+	if ix.closed {
+		return ex["closed"]
+	}
+	return ex["open"]
+}
+
+func errIndexClosed(ix *index) *esError {
+	return newErr(400, "index_closed_exception", "closed").with("index_uuid", ix.uuid).with("index", ix.name)
 }
 
 // resolveIndices expands an index expression (comma list, wildcards,
 // "_all", "-exclusions") into existing index names, sorted. The caller holds
 // s.mu.
 func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError) {
-	if expr == "" || expr == "_all" || expr == "*" {
-		return s.sortedIndexNames(), nil
+	if expr == "" {
+		expr = "_all"
 	}
 	set := map[string]bool{}
 	var order []string
@@ -105,7 +159,7 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 			sawWildcard = true
 			matched := false
 			for _, n := range s.sortedIndexNames() {
-				if globMatch(part, n) {
+				if globMatch(part, n) && o.wildcardReaches(s.indices[n]) {
 					add(n)
 					matched = true
 				}
@@ -114,7 +168,9 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 				for _, a := range s.aliasNames() {
 					if globMatch(part, a) {
 						for _, n := range s.aliasIndices(a) {
-							add(n)
+							if !s.indices[n].closed || o.closed {
+								add(n)
+							}
 						}
 						matched = true
 					}
@@ -126,8 +182,11 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 			continue
 		}
 		if part == "_all" {
+			sawWildcard = true
 			for _, n := range s.sortedIndexNames() {
-				add(n)
+				if o.wildcardReaches(s.indices[n]) {
+					add(n)
+				}
 			}
 			continue
 		}
@@ -137,7 +196,11 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 					return nil, errIllegalArgument("The provided expression [%s] matches an alias, specify the corresponding concrete indices instead.", part)
 				}
 				for _, n := range targets {
-					add(n)
+					if ix := s.indices[n]; ix.closed && !o.closed && !o.ignoreUnavailable {
+						return nil, errIndexClosed(ix)
+					} else if !ix.closed || o.closed {
+						add(n)
+					}
 				}
 				continue
 			}
@@ -145,6 +208,12 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 				continue
 			}
 			return nil, errIndexNotFound(part)
+		}
+		if ix := s.indices[part]; ix.closed && !o.closed {
+			if o.ignoreUnavailable {
+				continue
+			}
+			return nil, errIndexClosed(ix)
 		}
 		add(part)
 	}

@@ -97,7 +97,7 @@ func sortedKeys(m map[string]any) []string {
 }
 
 var unsupportedQueries = map[string]bool{
-	"match": true, "match_phrase": true, "match_phrase_prefix": true, "multi_match": true, "query_string": true,
+	"match_phrase": true, "match_phrase_prefix": true,
 	"simple_query_string": true, "wildcard": true, "regexp": true, "fuzzy": true, "nested": true, "has_child": true,
 	"has_parent": true, "geo_distance": true, "geo_bounding_box": true, "geo_shape": true, "script": true,
 	"script_score": true, "function_score": true, "dis_max": true, "boosting": true, "more_like_this": true,
@@ -403,6 +403,12 @@ func parseQueryNamed(name string, body any) (query, *esError) {
 			return nil, errParsing("[prefix] value must be a string")
 		}
 		return prefixQ{field: field, prefix: s}, nil
+	case "match":
+		return parseMatch(body)
+	case "multi_match":
+		return parseMultiMatch(body)
+	case "query_string":
+		return parseQueryStringQuery(body)
 	}
 	if unsupportedQueries[name] {
 		return nil, errUnsupported("the [%s] query", name)

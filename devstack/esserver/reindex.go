@@ -1,10 +1,8 @@
 package esserver
 
 import (
-	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // handleReindex is the reindex API for local indices without scripts:
@@ -13,9 +11,6 @@ import (
 func (s *Server) handleReindex(rq *request) *esError {
 	if e := rq.allow("refresh", "timeout", "wait_for_completion", "wait_for_active_shards", "requests_per_second", "slices", "max_docs", "scroll", "require_alias"); e != nil {
 		return e
-	}
-	if wfc, _ := rq.boolParam("wait_for_completion", true); !wfc {
-		return errUnsupported("wait_for_completion=false (tasks)")
 	}
 	body, e := decodeBody(rq.body, "reindex")
 	if e != nil {
@@ -113,74 +108,25 @@ func (s *Server) handleReindex(rq *request) *esError {
 	if e != nil {
 		return e
 	}
-	start := time.Now()
+	j := &byQuery{q: q, maxDocs: maxDocs, conflicts: conflicts, counts: []string{"created", "updated", "deleted"}}
+	if refresh {
+		j.policy = refreshTrue
+	}
 	s.mu.RLock()
 	names, e := s.resolveIndices(strings.Join(srcIdx, ","), resolveOpts{})
-	var list []*index
 	for _, n := range names {
 		if n == destIdx {
 			s.mu.RUnlock()
 			return errValidation("reindex cannot write into an index its reading from [" + destIdx + "]")
 		}
-		list = append(list, s.indices[n])
+		j.list = append(j.list, s.indices[n])
 	}
 	s.mu.RUnlock()
 	if e != nil {
 		return e
 	}
-	for _, ix := range list {
-		ix.mu.RLock()
+	j.op = func(_ *index, d segDoc) *writeOp {
+		return &writeOp{action: opType, index: destIdx, id: d.id, source: d.source}
 	}
-	matches, e := s.runQuery(list, q)
-	var ops []*writeOp
-	if e == nil {
-		for i, ix := range list {
-			matches[i].forEach(func(o int32) {
-				if maxDocs < 0 || len(ops) < maxDocs {
-					d := ix.segDocs[o]
-					ops = append(ops, &writeOp{action: opType, index: destIdx, id: d.id, source: d.source, detectNoop: true})
-				}
-			})
-		}
-	}
-	for _, ix := range list {
-		ix.mu.RUnlock()
-	}
-	if e != nil {
-		return e
-	}
-	policy := refreshNone
-	if refresh {
-		policy = refreshTrue
-	}
-	results, e := s.executeWrites(ops, policy, false)
-	if e != nil {
-		return e
-	}
-	created, updated, conflictsN := 0, 0, 0
-	failures := []any{}
-	for i, r := range results {
-		switch {
-		case r.err == nil && r.Result == "created":
-			created++
-		case r.err == nil:
-			updated++
-		case r.Status == http.StatusConflict:
-			conflictsN++
-			if conflicts != "proceed" {
-				failures = append(failures, map[string]any{"index": destIdx, "type": "_doc", "id": ops[i].id, "cause": r.Error, "status": r.Status})
-			}
-		default:
-			failures = append(failures, map[string]any{"index": destIdx, "type": "_doc", "id": ops[i].id, "cause": r.Error, "status": r.Status})
-		}
-	}
-	out := map[string]any{"took": time.Since(start).Milliseconds(), "timed_out": false, "total": len(ops), "updated": updated,
-		"created": created, "deleted": 0, "batches": (len(ops) + 999) / 1000, "version_conflicts": conflictsN, "noops": 0,
-		"retries": map[string]any{"bulk": 0, "search": 0}, "throttled_millis": 0, "requests_per_second": -1.0,
-		"throttled_until_millis": 0, "failures": failures}
-	status := 200
-	if len(failures) > 0 {
-		status = failures[0].(map[string]any)["status"].(int)
-	}
-	return s.ok(rq, status, out)
+	return s.asTask(rq, "indices:data/write/reindex", func() (int, map[string]any, *esError) { return s.runByQuery(j) })
 }

@@ -3,7 +3,6 @@ package esserver
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -450,15 +449,13 @@ var searchParams = []string{"size", "from", "sort", "_source", "_source_includes
 	"rest_total_hits_as_int", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "preference", "routing",
 	"timeout", "request_cache", "search_type", "batched_reduce_size", "ccs_minimize_roundtrips", "track_scores",
 	"version", "seq_no_primary_term", "pre_filter_shard_size", "max_concurrent_shard_requests",
-	"allow_partial_search_results", "ignore_throttled", "typed_keys"}
+	"allow_partial_search_results", "ignore_throttled", "typed_keys", "q", "df", "default_operator", "lenient", "analyzer", "analyze_wildcard",
+	"stored_fields", "docvalue_fields"}
 
 func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esError) {
 	body, e := decodeBody(rq.body, "search")
 	if e != nil {
 		return nil, e
-	}
-	if rq.param("q") != "" {
-		return nil, errUnsupported("the q parameter (query string search)")
 	}
 	var scroll time.Duration
 	if v := rq.param("scroll"); v != "" {
@@ -474,6 +471,30 @@ func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esErr
 	sr, e := parseSearchBody(body, count)
 	if e != nil {
 		return nil, e
+	}
+	// URI search ("Search API > Query parameters > q"): a Lucene query
+	// string that replaces the body's query
+	if q, ok := rq.q["q"]; ok {
+		if v := rq.param("analyzer"); v != "" && v != "standard" {
+			return nil, errUnsupported("the analyzer [%s] (only standard)", v)
+		}
+		if _, e := rq.boolParam("analyze_wildcard", false); e != nil {
+			return nil, e
+		}
+		lenient, e := rq.boolParam("lenient", false)
+		if e != nil {
+			return nil, e
+		}
+		var fields []string
+		if df := rq.param("df"); df != "" {
+			fields = []string{df}
+		}
+		if sr.q, e = parseQueryString(q[0], fields, rq.param("default_operator")); e != nil {
+			return nil, e
+		}
+		if lenient {
+			sr.q = lenientQ{sr.q}
+		}
 	}
 	if v := rq.param("size"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -559,21 +580,7 @@ func (s *Server) searchTargets(rq *request, prefix string) ([]*index, func(), *e
 	if rq.parts[0] != prefix {
 		expr = rq.parts[0]
 	}
-	iu, e := rq.boolParam("ignore_unavailable", false)
-	if e != nil {
-		return nil, nil, e
-	}
-	ani, e := rq.boolParam("allow_no_indices", true)
-	if e != nil {
-		return nil, nil, e
-	}
-	s.mu.RLock()
-	names, e := s.resolveIndices(expr, resolveOpts{ignoreUnavailable: iu, allowNoIndices: ani})
-	var list []*index
-	for _, n := range names {
-		list = append(list, s.indices[n])
-	}
-	s.mu.RUnlock()
+	list, e := s.indexList(rq, expr, resolveOpts{allowNoIndices: true})
 	if e != nil {
 		return nil, nil, e
 	}
@@ -631,7 +638,7 @@ func shardsJSON(n int) map[string]any {
 }
 
 func (s *Server) handleSearch(rq *request) *esError {
-	if e := rq.allow(append(searchParams, "q", "scroll")...); e != nil {
+	if e := rq.allow(append(searchParams, "scroll")...); e != nil {
 		return e
 	}
 	start := time.Now()
@@ -977,7 +984,10 @@ func writeJSONString(b *bytes.Buffer, s string) {
 }
 
 func (s *Server) handleCount(rq *request) *esError {
-	if e := rq.allow("ignore_unavailable", "allow_no_indices", "expand_wildcards", "preference", "routing", "min_score", "terminate_after", "q", "ignore_throttled"); e != nil {
+	if e := rq.allow("ignore_unavailable", "allow_no_indices", "expand_wildcards", "preference", "routing", "min_score", "terminate_after", "q", "df", "default_operator", "lenient", "analyzer", "analyze_wildcard", "ignore_throttled"); e != nil {
+		return e
+	}
+	if e := refuseParams(rq, "min_score", "terminate_after"); e != nil {
 		return e
 	}
 	sr, e := s.parseSearchRequest(rq, true)
@@ -998,125 +1008,4 @@ func (s *Server) handleCount(rq *request) *esError {
 		total += m.count()
 	}
 	return s.ok(rq, 200, map[string]any{"count": total, "_shards": shardsJSON(len(list))})
-}
-
-func (s *Server) handleDeleteByQuery(rq *request) *esError {
-	if e := rq.allow("conflicts", "refresh", "wait_for_completion", "timeout", "scroll_size", "max_docs", "ignore_unavailable",
-		"allow_no_indices", "expand_wildcards", "routing", "requests_per_second", "slices", "wait_for_active_shards", "search_timeout", "preference"); e != nil {
-		return e
-	}
-	if wfc, _ := rq.boolParam("wait_for_completion", true); !wfc {
-		return errUnsupported("wait_for_completion=false (tasks)")
-	}
-	conflicts := rq.param("conflicts")
-	if conflicts != "" && conflicts != "abort" && conflicts != "proceed" {
-		return errIllegalArgument("conflicts may only be \"proceed\" or \"abort\" but was [%s]", conflicts)
-	}
-	body, e := decodeBody(rq.body, "delete_by_query")
-	if e != nil {
-		return e
-	}
-	if body == nil {
-		return errValidation("query is missing")
-	}
-	maxDocs := -1
-	var qv any
-	for k, v := range body {
-		switch k {
-		case "query":
-			qv = v
-		case "max_docs":
-			n, ok := toInt(v)
-			if !ok || n <= 0 {
-				return errValidation("maxDocs must be greater than 0")
-			}
-			maxDocs = int(n)
-		case "slice", "conflicts":
-			return errUnsupported("[%s] in delete_by_query", k)
-		default:
-			return errParsing("[delete_by_query] unknown field [%s]", k)
-		}
-	}
-	if qv == nil {
-		return errValidation("query is missing")
-	}
-	if v := rq.param("max_docs"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return errValidation("maxDocs must be greater than 0")
-		}
-		maxDocs = n
-	}
-	q, e := parseQuery(qv)
-	if e != nil {
-		return e
-	}
-	refresh, e := rq.boolParam("refresh", false)
-	if e != nil {
-		return e
-	}
-	start := time.Now()
-	// snapshot the matching documents as a search would see them
-	list, unlock, e := s.searchTargets(rq, "_delete_by_query")
-	if e != nil {
-		return e
-	}
-	matches, e := s.runQuery(list, q)
-	type target struct {
-		ix    *index
-		id    string
-		seqNo int64
-	}
-	var targets []target
-	if e == nil {
-		for i, ix := range list {
-			matches[i].forEach(func(o int32) {
-				if maxDocs < 0 || len(targets) < maxDocs {
-					d := ix.segDocs[o]
-					targets = append(targets, target{ix: ix, id: d.id, seqNo: d.seqNo})
-				}
-			})
-		}
-	}
-	unlock()
-	if e != nil {
-		return e
-	}
-	ops := make([]*writeOp, len(targets))
-	for i, t := range targets {
-		seq := t.seqNo
-		ops[i] = &writeOp{action: "delete", index: t.ix.name, id: t.id, ifSeqNo: &seq}
-	}
-	policy := refreshNone
-	if refresh {
-		policy = refreshTrue
-	}
-	results, e := s.executeWrites(ops, policy, false)
-	if e != nil {
-		return e
-	}
-	deleted, conflictsN := 0, 0
-	var failures []any
-	for i, r := range results {
-		switch {
-		case r.err == nil && r.Result == "deleted":
-			deleted++
-		case r.err != nil && r.Status == http.StatusConflict:
-			conflictsN++
-			if conflicts != "proceed" {
-				failures = append(failures, map[string]any{"index": targets[i].ix.name, "type": "_doc", "id": targets[i].id, "cause": r.Error, "status": 409})
-			}
-		}
-	}
-	out := map[string]any{"took": time.Since(start).Milliseconds(), "timed_out": false, "total": len(targets), "deleted": deleted,
-		"batches": (len(targets) + 999) / 1000, "version_conflicts": conflictsN, "noops": 0,
-		"retries": map[string]any{"bulk": 0, "search": 0}, "throttled_millis": 0, "requests_per_second": -1.0,
-		"throttled_until_millis": 0, "failures": failures}
-	if failures == nil {
-		out["failures"] = []any{}
-	}
-	if len(failures) > 0 {
-		return s.ok(rq, http.StatusConflict, out)
-	}
-	return s.ok(rq, 200, out)
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,7 @@ type Server struct {
 
 	scrollMu sync.Mutex
 	scrolls  map[string]*scrollCtx
+	tasks    tasks // wait_for_completion=false
 	st       *boltStore
 
 	faults atomic.Pointer[Faults]
@@ -539,33 +541,6 @@ func methodNotAllowed(rq *request, allowed ...string) *esError {
 	return &esError{Status: http.StatusMethodNotAllowed, Type: "", Reason: fmt.Sprintf("Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]", rq.r.URL.RequestURI(), rq.r.Method, strings.Join(allowed, ", "))}
 }
 
-// knownAPIs are Elasticsearch endpoints dev-es does not implement: they
-// answer "dev-es does not support", not ES's "no handler found".
-var knownAPIs = map[string]bool{
-	"_update_by_query": true,
-	"_stats":           true, "_forcemerge": true, "_open": true, "_close": true, "_rollover": true, "_shrink": true,
-	"_split": true, "_clone": true, "_analyze": true, "_validate": true, "_explain": true, "_field_caps": true,
-	"_termvectors": true, "_mtermvectors": true, "_segments": true, "_recovery": true, "_shard_stores": true,
-	"_cache": true, "_ilm": true, "_snapshot": true, "_ingest": true, "_tasks": true, "_component_template": true,
-	"_data_stream": true, "_security": true, "_license": true, "_xpack": true, "_pit": true, "_sql": true,
-	"_async_search": true, "_resolve": true, "_settings": true, "_search_shards": true, "_rank_eval": true,
-	"_scripts": true, "_render": true, "_ccr": true, "_ml": true, "_rollup": true, "_transform": true,
-	"_watcher": true, "_slm": true, "_enrich": true, "_graph": true, "_freeze": true, "_unfreeze": true,
-	"_disk_usage": true, "_knn_search": true, "_terms_enum": true, "_upgrade": true, "_block": true,
-}
-
-func noHandler(rq *request) *esError {
-	for _, seg := range rq.parts {
-		if knownAPIs[seg] {
-			return errUnsupported("the %s API (%s %s)", seg, rq.r.Method, rq.r.URL.Path)
-		}
-	}
-	if len(rq.parts) >= 2 && rq.parts[0] == "_cluster" || len(rq.parts) >= 2 && rq.parts[0] == "_cat" || len(rq.parts) >= 2 && rq.parts[0] == "_nodes" {
-		return errUnsupported("the %s API (%s %s)", strings.Join(rq.parts[:2], "/"), rq.r.Method, rq.r.URL.Path)
-	}
-	return &esError{Status: http.StatusBadRequest, Reason: fmt.Sprintf("no handler found for uri [%s] and method [%s]", rq.r.URL.RequestURI(), rq.r.Method)}
-}
-
 func newUUID() string {
 	var b [15]byte
 	_, _ = rand.Read(b[:])
@@ -576,249 +551,6 @@ func (s *Server) randFloat() float64 {
 	s.rngMu.Lock()
 	defer s.rngMu.Unlock()
 	return s.rng.Float64()
-}
-
-// route dispatches on the path, following the Elasticsearch REST API spec.
-func (s *Server) route(rq *request) *esError {
-	m := rq.r.Method
-	p := rq.parts
-	is := func(methods ...string) bool {
-		for _, x := range methods {
-			if x == m {
-				return true
-			}
-		}
-		return false
-	}
-	need := func(fn func(*request) *esError, methods ...string) *esError {
-		if !is(methods...) {
-			return methodNotAllowed(rq, methods...)
-		}
-		return fn(rq)
-	}
-	if len(p) == 0 {
-		return need(s.handleRoot, "GET", "HEAD")
-	}
-	switch p[0] {
-	case "_falconet":
-		return s.handleAdmin(rq)
-	case "_cluster":
-		if len(p) >= 2 && p[1] == "health" && len(p) <= 3 {
-			return need(s.handleHealth, "GET")
-		}
-		return noHandler(rq)
-	case "_nodes":
-		return need(s.handleNodes, "GET")
-	case "_cat":
-		if len(p) >= 2 && p[1] == "indices" && len(p) <= 3 {
-			return need(s.handleCatIndices, "GET")
-		}
-		if len(p) == 2 && p[1] == "health" {
-			return need(s.handleCatHealth, "GET")
-		}
-		if len(p) >= 2 && p[1] == "count" && len(p) <= 3 {
-			return need(s.handleCatCount, "GET")
-		}
-		return noHandler(rq)
-	case "_bulk":
-		if len(p) == 1 {
-			return need(s.handleBulk, "POST", "PUT")
-		}
-	case "_search":
-		if len(p) == 1 {
-			return need(s.handleSearch, "GET", "POST")
-		}
-		if p[1] == "scroll" && len(p) <= 3 {
-			return need(s.handleScroll, "GET", "POST", "DELETE")
-		}
-	case "_count":
-		if len(p) == 1 {
-			return need(s.handleCount, "GET", "POST")
-		}
-	case "_mget":
-		if len(p) == 1 {
-			return need(s.handleMget, "GET", "POST")
-		}
-	case "_reindex":
-		if len(p) == 1 {
-			return need(s.handleReindex, "POST")
-		}
-	case "_msearch":
-		if len(p) == 1 {
-			return need(s.handleMsearch, "GET", "POST")
-		}
-	case "_refresh":
-		if len(p) == 1 {
-			return need(s.handleRefresh, "GET", "POST")
-		}
-	case "_flush":
-		if len(p) == 1 {
-			return need(s.handleFlush, "GET", "POST")
-		}
-	case "_mapping":
-		if len(p) == 1 {
-			return need(s.handleGetMapping, "GET")
-		}
-	case "_aliases":
-		if len(p) == 1 {
-			return need(s.handleAliasActions, "POST")
-		}
-		if len(p) == 2 {
-			return need(s.handleGetAlias, "GET", "HEAD")
-		}
-	case "_alias":
-		if len(p) <= 2 {
-			return need(s.handleGetAlias, "GET", "HEAD")
-		}
-	case "_index_template":
-		if len(p) == 1 {
-			return need(s.handleGetIndexTemplate, "GET")
-		}
-		if len(p) == 2 {
-			switch m {
-			case "GET":
-				return s.handleGetIndexTemplate(rq)
-			case "HEAD":
-				return s.handleHeadIndexTemplate(rq)
-			case "PUT", "POST":
-				return s.handlePutIndexTemplate(rq)
-			case "DELETE":
-				return s.handleDeleteIndexTemplate(rq)
-			}
-			return methodNotAllowed(rq, "GET", "HEAD", "PUT", "POST", "DELETE")
-		}
-	case "_template":
-		if len(p) == 1 {
-			return need(s.handleGetLegacyTemplate, "GET")
-		}
-		if len(p) == 2 {
-			switch m {
-			case "GET":
-				return s.handleGetLegacyTemplate(rq)
-			case "HEAD":
-				return s.handleHeadLegacyTemplate(rq)
-			case "PUT", "POST":
-				return s.handlePutLegacyTemplate(rq)
-			case "DELETE":
-				return s.handleDeleteLegacyTemplate(rq)
-			}
-			return methodNotAllowed(rq, "GET", "HEAD", "PUT", "POST", "DELETE")
-		}
-	case "_all":
-	default:
-		if strings.HasPrefix(p[0], "_") {
-			if len(p) == 1 && (m == "PUT") {
-				return validateIndexName(p[0])
-			}
-			return noHandler(rq)
-		}
-	}
-	// index-level APIs: /{index}[/...]
-	if strings.HasPrefix(p[0], "_") && p[0] != "_all" {
-		return noHandler(rq)
-	}
-	if len(p) == 1 {
-		switch m {
-		case "PUT":
-			return s.handleCreateIndex(rq)
-		case "DELETE":
-			return s.handleDeleteIndex(rq)
-		case "HEAD":
-			return s.handleHeadIndex(rq)
-		case "GET":
-			return s.handleGetIndex(rq)
-		}
-		return methodNotAllowed(rq, "GET", "HEAD", "PUT", "DELETE")
-	}
-	switch p[1] {
-	case "_bulk":
-		if len(p) == 2 {
-			return need(s.handleBulk, "POST", "PUT")
-		}
-	case "_search":
-		if len(p) == 2 {
-			return need(s.handleSearch, "GET", "POST")
-		}
-	case "_count":
-		if len(p) == 2 {
-			return need(s.handleCount, "GET", "POST")
-		}
-	case "_mget":
-		if len(p) == 2 {
-			return need(s.handleMget, "GET", "POST")
-		}
-	case "_msearch":
-		if len(p) == 2 {
-			return need(s.handleMsearch, "GET", "POST")
-		}
-	case "_delete_by_query":
-		if len(p) == 2 {
-			return need(s.handleDeleteByQuery, "POST")
-		}
-	case "_refresh":
-		if len(p) == 2 {
-			return need(s.handleRefresh, "GET", "POST")
-		}
-	case "_flush":
-		if len(p) == 2 {
-			return need(s.handleFlush, "GET", "POST")
-		}
-	case "_mapping":
-		if len(p) == 2 {
-			switch m {
-			case "GET":
-				return s.handleGetMapping(rq)
-			case "PUT", "POST":
-				return s.handlePutMapping(rq)
-			}
-			return methodNotAllowed(rq, "GET", "PUT", "POST")
-		}
-	case "_alias", "_aliases":
-		if len(p) <= 3 {
-			return s.handleIndexAlias(rq)
-		}
-	case "_settings":
-		if len(p) == 2 {
-			switch m {
-			case "GET":
-				return s.handleGetSettings(rq)
-			case "PUT":
-				return s.handlePutSettings(rq)
-			}
-			return methodNotAllowed(rq, "GET", "PUT")
-		}
-	case "_doc":
-		if len(p) == 2 {
-			return need(s.handleIndexDoc, "POST")
-		}
-		if len(p) == 3 {
-			switch m {
-			case "GET", "HEAD":
-				return s.handleGetDoc(rq)
-			case "PUT", "POST":
-				return s.handleIndexDoc(rq)
-			case "DELETE":
-				return s.handleDeleteDoc(rq)
-			}
-			return methodNotAllowed(rq, "GET", "HEAD", "PUT", "POST", "DELETE")
-		}
-	case "_create":
-		if len(p) == 3 {
-			return need(s.handleIndexDoc, "PUT", "POST")
-		}
-	case "_update":
-		if len(p) == 3 {
-			return need(s.handleUpdateDoc, "POST")
-		}
-	case "_source":
-		if len(p) == 3 {
-			return need(s.handleGetDoc, "GET", "HEAD")
-		}
-	}
-	if len(p) >= 2 && !strings.HasPrefix(p[1], "_") {
-		return errUnsupported("custom mapping types ([%s]); use _doc", p[1])
-	}
-	return noHandler(rq)
 }
 
 func (s *Server) handleRoot(rq *request) *esError {
@@ -837,23 +569,10 @@ func (s *Server) handleRoot(rq *request) *esError {
 	})
 }
 
-// health computes the cluster status: one node, so any index with replicas
-// is yellow (its replicas cannot be assigned), as on a real single node.
-func (s *Server) health(names []string) (status string, primaries, unassigned int) {
-	status = "green"
-	for _, n := range names {
-		ix := s.indices[n]
-		shards := ix.setting("number_of_shards", 1)
-		reps := ix.setting("number_of_replicas", 1)
-		primaries += shards
-		unassigned += shards * reps
-		if reps > 0 {
-			status = "yellow"
-		}
-	}
-	return
-}
-
+// handleHealth is the cluster health API ("Cluster health API"): level
+// cluster|indices|shards, wait_for_status, wait_for_nodes,
+// wait_for_active_shards (a single node never assigns replicas), timeout
+// (408 with timed_out: true).
 func (s *Server) handleHealth(rq *request) *esError {
 	if e := rq.allow("wait_for_status", "timeout", "level", "local", "master_timeout", "wait_for_active_shards", "wait_for_nodes", "wait_for_events", "wait_for_no_relocating_shards", "wait_for_no_initializing_shards", "expand_wildcards"); e != nil {
 		return e
@@ -863,6 +582,32 @@ func (s *Server) handleHealth(rq *request) *esError {
 	if _, ok := rank[want]; want != "" && !ok {
 		return errIllegalArgument("unknown cluster health status [%s]", want)
 	}
+	level := rq.param("level")
+	if level != "" && level != "cluster" && level != "indices" && level != "shards" {
+		return errIllegalArgument("level must be one of [cluster, indices, shards] but was [%s]", level)
+	}
+	nodesOK, e := waitForNodes(rq.param("wait_for_nodes"))
+	if e != nil {
+		return e
+	}
+	for _, b := range []string{"wait_for_no_relocating_shards", "wait_for_no_initializing_shards", "local"} {
+		if _, e := rq.boolParam(b, false); e != nil {
+			return e
+		}
+	}
+	if w := rq.param("wait_for_events"); w != "" {
+		switch w {
+		case "immediate", "urgent", "high", "normal", "low", "languid":
+		default:
+			return errIllegalArgument("No enum constant org.elasticsearch.common.Priority.%s", strings.ToUpper(w))
+		}
+	}
+	activeShards := rq.param("wait_for_active_shards")
+	if activeShards != "" && activeShards != "all" {
+		if n, err := strconv.Atoi(activeShards); err != nil || n < 0 {
+			return errIllegalArgument("failed to parse wait_for_active_shards [%s]", activeShards)
+		}
+	}
 	timeout := 30 * time.Second
 	if t := rq.param("timeout"); t != "" {
 		d, err := parseTimeValue(t)
@@ -871,23 +616,32 @@ func (s *Server) handleHealth(rq *request) *esError {
 		}
 		timeout = d
 	}
+	expr := "_all"
+	if len(rq.parts) == 3 {
+		expr = rq.parts[2]
+	}
 	deadline := time.Now().Add(timeout)
 	for {
-		s.mu.RLock()
-		var names []string
-		var e *esError
-		if len(rq.parts) == 3 {
-			names, e = s.resolveIndices(rq.parts[2], resolveOpts{})
-		} else {
-			names = s.sortedIndexNames()
-		}
+		list, e := s.indexList(rq, expr, resolveOpts{closed: true, expand: map[string]bool{"open": true, "closed": true}})
 		if e != nil {
-			s.mu.RUnlock()
 			return e
 		}
-		status, prim, unassigned := s.health(names)
-		s.mu.RUnlock()
-		timedOut := want != "" && rank[status] > rank[want]
+		status, prim, unassigned := "green", 0, 0
+		for _, ix := range list {
+			st, p, u := healthOf(ix)
+			if st == "yellow" {
+				status = st
+			}
+			prim, unassigned = prim+p, unassigned+u
+		}
+		timedOut := want != "" && rank[status] > rank[want] || !nodesOK
+		switch {
+		case activeShards == "all":
+			timedOut = timedOut || unassigned > 0
+		case activeShards != "":
+			n, _ := strconv.Atoi(activeShards)
+			timedOut = timedOut || n > prim
+		}
 		if timedOut && time.Now().Before(deadline) {
 			t := time.NewTimer(100 * time.Millisecond)
 			select {
@@ -906,43 +660,49 @@ func (s *Server) handleHealth(rq *request) *esError {
 		if prim+unassigned > 0 {
 			pct = float64(prim) * 100 / float64(prim+unassigned)
 		}
-		return s.ok(rq, code, map[string]any{
+		out := map[string]any{
 			"cluster_name": clusterName, "status": status, "timed_out": timedOut,
 			"number_of_nodes": 1, "number_of_data_nodes": 1,
 			"active_primary_shards": prim, "active_shards": prim, "relocating_shards": 0,
 			"initializing_shards": 0, "unassigned_shards": unassigned, "delayed_unassigned_shards": 0,
 			"number_of_pending_tasks": 0, "number_of_in_flight_fetch": 0, "task_max_waiting_in_queue_millis": 0,
 			"active_shards_percent_as_number": pct,
-		})
+		}
+		if level == "indices" || level == "shards" {
+			out["indices"] = healthIndices(list, level == "shards")
+		}
+		return s.ok(rq, code, out)
 	}
 }
 
-func (s *Server) handleNodes(rq *request) *esError {
-	if e := rq.allow("timeout", "flat_settings", "master_timeout"); e != nil {
-		return e
+// waitForNodes evaluates wait_for_nodes ("N", ">=N", "<=N", ">N", "<N",
+// "ge(N)", "le(N)", "gt(N)", "lt(N)") against dev-es's one node.
+func waitForNodes(v string) (bool, *esError) {
+	if v == "" {
+		return true, nil
 	}
-	addr := s.Addr()
-	host, port, _ := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		// bound to every address: publish the one the client used, so a
-		// sniffing client can reach it
-		if h, _, err := net.SplitHostPort(rq.r.Host); err == nil {
-			host = h
-		} else if rq.r.Host != "" {
-			host = rq.r.Host
+	op, num := "==", v
+	for _, p := range []struct{ pre, op string }{{">=", ">="}, {"<=", "<="}, {">", ">"}, {"<", "<"}, {"ge(", ">="}, {"le(", "<="}, {"gt(", ">"}, {"lt(", "<"}} {
+		if strings.HasPrefix(v, p.pre) {
+			op, num = p.op, strings.TrimSuffix(strings.TrimPrefix(v, p.pre), ")")
+			break
 		}
-		addr = net.JoinHostPort(host, port)
 	}
-	return s.ok(rq, 200, map[string]any{
-		"_nodes":       map[string]any{"total": 1, "successful": 1, "failed": 0},
-		"cluster_name": clusterName,
-		"nodes": map[string]any{nodeID: map[string]any{
-			"name": nodeName, "transport_address": host + ":9300", "host": host, "ip": host,
-			"version": Version, "build_flavor": "default", "build_type": "tar",
-			"roles": []string{"data", "ingest", "master"},
-			"http":  map[string]any{"bound_address": []string{addr}, "publish_address": addr, "max_content_length_in_bytes": maxBodySize},
-		}},
-	})
+	n, err := strconv.Atoi(num)
+	if err != nil {
+		return false, errIllegalArgument("failed to parse wait_for_nodes [%s]", v)
+	}
+	switch op {
+	case ">=":
+		return 1 >= n, nil
+	case "<=":
+		return 1 <= n, nil
+	case ">":
+		return 1 > n, nil
+	case "<":
+		return 1 < n, nil
+	}
+	return n == 1, nil
 }
 
 type adminFaults struct {

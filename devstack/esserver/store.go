@@ -39,6 +39,7 @@ type indexMeta struct {
 	Settings map[string]string   `json:"settings"`
 	Mappings map[string]any      `json:"mappings"`
 	Aliases  map[string]aliasDef `json:"aliases,omitempty"`
+	Closed   bool                `json:"closed,omitempty"`
 }
 
 func openStore(dir string) (*boltStore, error) {
@@ -91,7 +92,7 @@ func (w *writeBatch) meta(ix *index) {
 	if w.metas == nil {
 		w.metas = map[string][]byte{}
 	}
-	b, _ := json.Marshal(indexMeta{UUID: ix.uuid, Created: ix.created, Settings: ix.settings, Mappings: ix.m.render(), Aliases: ix.aliases})
+	b, _ := json.Marshal(indexMeta{UUID: ix.uuid, Created: ix.created, Settings: ix.settings, Mappings: ix.m.render(), Aliases: ix.aliases, Closed: ix.closed})
 	w.metas[ix.name] = b
 }
 
