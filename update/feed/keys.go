@@ -142,15 +142,18 @@ func ParseSecretKey(data []byte, password func() (string, error)) (SecretKey, er
 	default:
 		return SecretKey{}, fmt.Errorf("%w: unknown key encryption", ErrBadKeyFile)
 	}
-	sum := keyChecksum(plain[:72])
-	if subtle.ConstantTimeCompare(sum[:], plain[72:]) != 1 {
-		if binary.LittleEndian.Uint16(b[2:]) == kdfScrypt {
+	// minisign -W leaves the checksum of an unencrypted key zero.
+	encrypted := binary.LittleEndian.Uint16(b[2:]) == kdfScrypt
+	if sum := keyChecksum(plain[:72]); (encrypted || !allZero(plain[72:])) && subtle.ConstantTimeCompare(sum[:], plain[72:]) != 1 {
+		if encrypted {
 			return SecretKey{}, ErrBadPassword
 		}
 		return SecretKey{}, fmt.Errorf("%w: checksum mismatch", ErrBadKeyFile)
 	}
-	priv := make(ed25519.PrivateKey, ed25519.PrivateKeySize)
-	copy(priv, plain[8:72])
+	priv := ed25519.NewKeyFromSeed(plain[8:40])
+	if subtle.ConstantTimeCompare(priv[32:], plain[40:72]) != 1 {
+		return SecretKey{}, fmt.Errorf("%w: public half does not match the private key", ErrBadKeyFile)
+	}
 	return SecretKey{id: binary.LittleEndian.Uint64(plain[0:]), priv: priv}, nil
 }
 
@@ -284,4 +287,13 @@ func (kr Keyring) Verify(msg, sig []byte) (minisign.PublicKey, error) {
 		}
 	}
 	return minisign.PublicKey{}, fmt.Errorf("%w (signed by key %X)", ErrBadSignature, s.KeyID)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
