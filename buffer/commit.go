@@ -96,6 +96,10 @@ func (q *Queue) linger(want int) {
 
 func (q *Queue) housekeeping() {
 	q.mu.Lock()
+	last := q.lastSeq
+	q.mu.Unlock()
+	q.observeClock(last)
+	q.mu.Lock()
 	memWaiting := len(q.mem) > 0
 	q.mu.Unlock()
 	if memWaiting || q.oldestTooOld() {
@@ -121,9 +125,14 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		return 0
 	}
 	var addBytes int64
+	if len(reqs) > 0 {
+		q.observeClock(seq) // a step now falls between seq and the batches below
+	}
+	stamp := q.wall().UnixNano()
 	for _, r := range reqs {
 		seq++
 		r.seq = seq
+		binary.LittleEndian.PutUint64(r.value[9:], uint64(stamp))
 		binary.LittleEndian.PutUint32(r.value, recordCRC(seq, r.value))
 		addBytes += int64(keyLen + len(r.value))
 	}
@@ -174,8 +183,10 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		// drop the oldest over the cap (the stored bytes include mem, flushed here)
 		total := stored + memBytes + ch.bytes
 		var cutoff int64
+		var steps []clockStep
 		if q.cfg.MaxAge > 0 {
-			cutoff = time.Now().Add(-q.cfg.MaxAge).UnixNano()
+			cutoff = q.wall().Add(-q.cfg.MaxAge).UnixNano()
+			steps = q.clockStepsNow()
 		}
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
@@ -184,7 +195,8 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 				ch.dropReason = "max_bytes"
 			} else if cutoff != 0 {
 				_, appended, err := decodeRecordHeader(v)
-				over = err == nil && appended < cutoff
+				s, _ := keySeq(k)
+				over = err == nil && inFrame(steps, s, appended) < cutoff
 				ch.dropReason = "max_age"
 			}
 			if !over {
@@ -500,10 +512,12 @@ func (q *Queue) oldestTooOld() bool {
 		return false
 	}
 	old := false
+	steps := q.clockStepsNow()
 	_ = q.view(func(tx *bolt.Tx) error {
 		if k, v := tx.Bucket(bucketBatches).Cursor().First(); k != nil {
 			_, appended, err := decodeRecordHeader(v)
-			old = err == nil && time.Since(time.Unix(0, appended)) > q.cfg.MaxAge
+			s, _ := keySeq(k)
+			old = err == nil && q.wall().Sub(time.Unix(0, inFrame(steps, s, appended))) > q.cfg.MaxAge
 		}
 		return nil
 	})

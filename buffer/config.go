@@ -54,6 +54,10 @@ type Config struct {
 	// its own). Batches of 100 metrics are 2-8 KiB: with 4 KiB pages most of
 	// each page is lost; 32 KiB pages hold several batches.
 	PageSize int
+	// Clock is the wall clock for append times and their ages (live_after,
+	// max_age); nil: time.Now. A seam for tests that step the clock; the
+	// queue measures elapsed time with the monotonic clock regardless.
+	Clock func() time.Time
 	// NoSync skips fsync: only for tests and benchmarks that measure
 	// something else. Appends are then not durable.
 	NoSync bool

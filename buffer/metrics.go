@@ -19,6 +19,7 @@ type queueMetrics struct {
 	diskFull        prometheus.Counter
 	salvages        prometheus.Counter
 	salvaged        prometheus.Counter
+	clockSteps      prometheus.Counter
 	commitSeconds   prometheus.Histogram
 }
 
@@ -40,6 +41,7 @@ func newQueueMetrics(q *Queue, reg prometheus.Registerer) *queueMetrics {
 		diskFull:        counter("disk_full_total", "Commits that failed for lack of disk space (handled like a full buffer)."),
 		salvages:        counter("salvages_total", "Times the file was found damaged (structure, pages or meta pages), moved aside and salvaged."),
 		salvaged:        counter("salvaged_batches_total", "Batches recovered into a fresh file by salvages."),
+		clockSteps:      counter("clock_steps_total", "Wall-clock steps (more than 2 s against the monotonic clock) seen; stored append times are read in the new frame."),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "falconet_buffer_commit_seconds", Help: "Time of one group commit including fsync.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
@@ -51,7 +53,7 @@ func newQueueMetrics(q *Queue, reg prometheus.Registerer) *queueMetrics {
 	}
 	m.collectors = []prometheus.Collector{
 		m.appendedBatches, m.appendedMetrics, m.acked, m.droppedBatches, m.droppedMetrics, m.quarantined,
-		m.commits, m.commitErrors, m.compactions, m.diskFull, m.salvages, m.salvaged, m.commitSeconds,
+		m.commits, m.commitErrors, m.compactions, m.diskFull, m.salvages, m.salvaged, m.clockSteps, m.commitSeconds,
 		gauge("batches", "Batches stored.", func(s Stats) float64 { return float64(s.Batches) }),
 		gauge("metrics", "Metrics stored.", func(s Stats) float64 { return float64(s.Metrics) }),
 		gauge("bytes", "Record bytes stored (what max_bytes caps).", func(s Stats) float64 { return float64(s.Bytes) }),

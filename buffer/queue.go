@@ -70,6 +70,7 @@ type Stats struct {
 	FreeBytes      int64  // bytes in free pages (compaction reclaims them)
 	Compactions    uint64
 	Salvaged       int // batches salvaged from a corrupt file at Open
+	ClockSteps     int // wall-clock steps seen (clock.go)
 	LastSeq        uint64
 }
 
@@ -122,9 +123,12 @@ type Queue struct {
 	batches          int
 	metrics          int64
 	bytes            int64
-	readSinceDrop    int         // payload bytes handed out since the last dropMapped
-	compactRetry     time.Time   // commit loop only: no automatic compaction before this
-	lastIdleCompact  time.Time   // commit loop only: the last compaction by the idle rule
+	readSinceDrop    int       // payload bytes handed out since the last dropMapped
+	compactRetry     time.Time // commit loop only: no automatic compaction before this
+	lastIdleCompact  time.Time // commit loop only: the last compaction by the idle rule
+	clockRefWall     int64     // commit loop only: wall and monotonic readings of the last clock check
+	clockRefMono     time.Time
+	clockSteps       []clockStep // wall-clock steps seen (under mu)
 	writtenSinceDrop int64       // bytes committed since the last dropMapped (commit loop only)
 	mem              []memRecord // the disk is full: newest batches, seq order
 	memBytes         int64
@@ -261,7 +265,7 @@ func (q *Queue) Append(ctx context.Context, payload []byte, metrics int) (uint64
 	v := make([]byte, recordHeaderLen+len(payload))
 	v[4] = recordVersion
 	binary.LittleEndian.PutUint32(v[5:], uint32(metrics))
-	binary.LittleEndian.PutUint64(v[9:], uint64(time.Now().UnixNano()))
+	// the append time is stamped at commit, with the sequence (clock.go)
 	copy(v[recordHeaderLen:], payload)
 	r := &appendReq{value: v}
 	q.mu.Lock()
@@ -429,7 +433,7 @@ func (q *Queue) collect(max int) (out []Batch, wait time.Duration, err error) {
 		}
 		now := time.Now()
 		if q.liveFrom == 0 && q.cfg.LiveFirst && len(out) < max {
-			if appended, ok := q.peekAppended(b, q.cursor); ok && now.Sub(time.Unix(0, appended)) > q.cfg.LiveAfter {
+			if appended, ok := q.peekAppended(b, q.cursor); ok && q.wall().Sub(time.Unix(0, appended)) > q.cfg.LiveAfter {
 				q.liveFrom = q.lastSeq + 1
 				q.liveCursor = q.liveFrom
 				q.tokens, q.tokensAt = 0, now
@@ -578,7 +582,7 @@ func (q *Queue) peekAppended(b *bolt.Bucket, from uint64) (int64, bool) {
 			continue
 		}
 		_, appended, err := decodeRecordHeader(v)
-		return appended, err == nil
+		return q.appendedAt(s, appended), err == nil
 	}
 	return 0, false
 }
@@ -629,8 +633,10 @@ func (q *Queue) Stats() Stats {
 	}
 	liveFrom, cursor := q.liveFrom, q.cursor
 	if len(q.mem) > 0 {
-		st.Newest = time.Unix(0, int64(binary.LittleEndian.Uint64(q.mem[len(q.mem)-1].value[9:])))
+		r := q.mem[len(q.mem)-1]
+		st.Newest = time.Unix(0, q.appendedAt(r.seq, int64(binary.LittleEndian.Uint64(r.value[9:]))))
 	}
+	steps := slices.Clone(q.clockSteps)
 	q.mu.Unlock()
 	if closed {
 		return st
@@ -648,14 +654,18 @@ func (q *Queue) Stats() Stats {
 	_ = q.db.View(func(tx *bolt.Tx) error {
 		st.FileBytes = tx.Size()
 		c := tx.Bucket(bucketBatches).Cursor()
+		at := func(k []byte, a int64) time.Time {
+			s, _ := keySeq(k)
+			return time.Unix(0, inFrame(steps, s, a))
+		}
 		if k, v := c.First(); k != nil {
 			if _, a, err := decodeRecordHeader(v); err == nil {
-				st.Oldest = time.Unix(0, a)
+				st.Oldest = at(k, a)
 			}
 		}
 		if k, v := c.Last(); k != nil && st.Newest.IsZero() {
 			if _, a, err := decodeRecordHeader(v); err == nil {
-				st.Newest = time.Unix(0, a)
+				st.Newest = at(k, a)
 			}
 		}
 		if backfill {
