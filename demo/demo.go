@@ -172,18 +172,6 @@ func (d *Demo) Run(ctx context.Context) (check.Result, error) {
 	return d.finish()
 }
 
-func (d *Demo) prepareDir() error {
-	if err := os.RemoveAll(d.cfg.Dir); err != nil {
-		return err
-	}
-	for _, sub := range []string{"logs", "kafka", "es"} {
-		if err := os.MkdirAll(filepath.Join(d.cfg.Dir, sub), 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // start runs every member and the load generators and waits until each
 // listens.
 func (d *Demo) start(ctx context.Context) error {
@@ -263,6 +251,7 @@ refresh_interval = "1s"
 	fmt.Fprintf(d.out, "running: kafka %s, es %s, relays %s, saver %s, %d agents (agent1: host metrics; others: %d series x %.0f/s each)\n",
 		kafkaAddr, esAddr, strings.Join(relayAddrs, " "), saverHTTP, cfg.Agents, cfg.Series, cfg.Rate)
 	fmt.Fprintf(d.out, "`falconet status` shows the members; logs in %s\n", filepath.Join(cfg.Dir, "logs"))
+	fmt.Fprintln(d.out, legend)
 	return nil
 }
 
@@ -343,6 +332,7 @@ func (d *Demo) loop(ctx context.Context) error {
 	faultAt := began.Add(faultAfter)
 	var killed *child
 	var restartAt time.Time
+	var watch faultWatch
 	tick := time.NewTicker(cfg.Every)
 	defer tick.Stop()
 	prev := d.sample(ctx)
@@ -362,6 +352,7 @@ func (d *Demo) loop(ctx context.Context) error {
 			}
 			victim.kill()
 			killed, restartAt = victim, time.Now().Add(cfg.RestartAfter)
+			watch.killed(victim, most, time.Now())
 			fmt.Fprintf(d.out, "*** fault: %s killed with SIGKILL (it had %.0f agents); restart in %s\n", victim.member.Name, most, cfg.RestartAfter)
 		}
 		if killed != nil && !restartAt.IsZero() && time.Now().After(restartAt) {
@@ -369,11 +360,15 @@ func (d *Demo) loop(ctx context.Context) error {
 				return err
 			}
 			restartAt = time.Time{}
+			watch.restarted(time.Now())
 			_ = d.writeState()
 			fmt.Fprintf(d.out, "*** fault: %s restarted\n", killed.member.Name)
 		}
 		cur := d.sample(ctx)
 		fmt.Fprintln(d.out, cur.line(prev, time.Since(began)))
+		for _, l := range watch.observe(cur, cfg.Agents) {
+			fmt.Fprintln(d.out, l)
+		}
 		prev = cur
 	}
 }

@@ -3,7 +3,6 @@ package demo
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/falconet/falconet/internal/promtext"
@@ -14,7 +13,7 @@ type sample struct {
 	at             time.Time
 	agentsUp       int
 	agents         int
-	relayAgents    []string
+	relayConns     []relayConn
 	buffered       float64
 	acked          float64 // metrics the agents got acked by relays
 	stored         float64 // documents in ES
@@ -40,11 +39,7 @@ func (d *Demo) sample(ctx context.Context) sample {
 			s.droppedMetrics += promtext.Sum(page, "falconet_buffer_dropped_metrics_total")
 		case "relay":
 			v, err := promtext.Scrape(ctx, c.member.HTTP+"/metrics", "falconet_relay_agent_connections")
-			if err != nil || !c.running() {
-				s.relayAgents = append(s.relayAgents, c.member.Name+":down")
-				continue
-			}
-			s.relayAgents = append(s.relayAgents, fmt.Sprintf("%s:%.0f", c.member.Name, v))
+			s.relayConns = append(s.relayConns, relayConn{name: c.member.Name, up: err == nil && c.running(), agents: v})
 		}
 	}
 	n, err := d.es.CountAll(ctx)
@@ -62,6 +57,6 @@ func (s sample) line(prev sample, since time.Duration) string {
 		stored = "stored=? (ES: " + s.storedErr.Error() + ")"
 	}
 	return fmt.Sprintf("[%4.0fs] agents=%d/%d agents-per-relay=[%s] buffered=%.0f sent=%.0f/s %s dropped=%.0f",
-		since.Seconds(), s.agentsUp, s.agents, strings.Join(s.relayAgents, " "), s.buffered,
+		since.Seconds(), s.agentsUp, s.agents, relayConnsString(s.relayConns), s.buffered,
 		(s.acked-prev.acked)/dt, stored, s.droppedMetrics)
 }

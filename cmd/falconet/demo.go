@@ -24,7 +24,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Fault, "fault", "", "inject a fault mid-run: relay-kill (SIGKILL the busiest relay, restart it -restart-after later)")
 	fs.DurationVar(&cfg.FaultAt, "fault-at", 0, "when to inject the fault (0: a third of -duration, or 20s)")
 	fs.DurationVar(&cfg.RestartAfter, "restart-after", cfg.RestartAfter, "how long a killed relay stays down")
-	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "working directory (configs, data, logs, state.json); emptied at start")
+	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "working directory (configs, data, logs, state.json); created, or emptied at start if an earlier demo created it (anything else is refused)")
 	fs.StringVar(&cfg.BinDir, "bin", cfg.BinDir, "directory with falconet-agent, falconet-relay, falconet-saver (default: next to this binary)")
 	fs.IntVar(&cfg.PortBase, "port-base", cfg.PortBase, "loopback ports: Kafka base+92, ES base+200, relays base+433.., saver base+161, agents base+988..")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "pushes per second per synthetic agent")
@@ -63,4 +63,3 @@ func fetch(url string) (string, error) { return promtext.Get(context.Background(
 func promSum(page, name string) float64 { return promtext.Sum(page, name) }
 
 func promLabeled(page, name string) map[string]float64 { return promtext.Labeled(page, name) }
-
