@@ -7,35 +7,52 @@ LDFLAGS    := -s -w -X github.com/falconet/falconet/internal/version.Version=$(V
               -X github.com/falconet/falconet/internal/version.Commit=$(COMMIT)
 BINARIES   := $(notdir $(wildcard cmd/*))
 TEST_FLAGS ?= -race -timeout 20m
+GO_MIN     := $(shell sed -n 's/^go //p' go.mod)
+# make test runs this staticcheck; `make tools` installs it.
+STATICCHECK_VERSION := 0.8.2
+STATICCHECK := $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env GOPATH 2>/dev/null)/bin/staticcheck")
+# Where test-fault writes its log (the fault tests write their report and logs under $TMPDIR too).
+FAULT_TMP  := $(or $(TMPDIR),/tmp)
 
-.PHONY: help build test test-short test-fault test-fault-soak bench demo lint tidy-check clean
+.PHONY: help go-version tools build test test-short test-fault test-fault-soak bench demo lint tidy-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build every binary into bin/, version stamped from git
+go-version: ## check that the Go on PATH is at least go.mod's version (build, test and demo do it first)
+	@have=$$($(GO) env GOVERSION 2>/dev/null) || { echo "Go not found on PATH: falconet needs Go $(GO_MIN) or newer (README: Quick start)"; exit 1; }; \
+	 have=$${have#go}; \
+	 if [ "$$(printf '%s\n' "$(GO_MIN)" "$$have" | sort -V | head -1)" != "$(GO_MIN)" ]; then \
+	   echo "Go $$have is too old: falconet needs Go $(GO_MIN) or newer (README: Quick start says how to get it)"; exit 1; fi
+
+tools: go-version ## install the pinned staticcheck that make test runs (into $(go env GOPATH)/bin)
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION)
+
+build: go-version ## build every binary into bin/, version stamped from git
 	@mkdir -p bin
 	@for b in $(BINARIES); do $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$$b ./cmd/$$b || exit 1; done
 	@ls bin
 
-test: build ## everything CI runs: vet, unit and integration tests under -race, fault tests (root)
+test: build ## everything CI runs: vet, staticcheck, unit and integration tests under -race (a 24 s demo run with a relay kill among them), fault tests (root)
 	$(GO) vet ./...
 	$(GO) vet -tags fault ./...
-	@if command -v staticcheck >/dev/null; then echo "staticcheck ./..."; staticcheck ./... && staticcheck -tags fault ./fault/...; \
-	 else echo "staticcheck: not installed, skipped (.ci/run installs it)"; fi
-	$(GO) test $(TEST_FLAGS) ./...
+	@if ! "$(STATICCHECK)" -version 2>/dev/null | grep -qF "($(STATICCHECK_VERSION))"; then \
+	   echo "staticcheck $(STATICCHECK_VERSION) is not installed (make test runs it): run  make tools  (go install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION))"; exit 1; fi
+	"$(STATICCHECK)" ./...
+	"$(STATICCHECK)" -tags fault ./fault/...
+	FALCONET_BIN_DIR=$(CURDIR)/bin $(GO) test $(TEST_FLAGS) ./...
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-fault; \
 	 else echo "test-fault: skipped, needs root for network namespaces (CI runs as root)"; fi
 
-test-short: ## quick unit tests, no race detector
+test-short: go-version ## quick unit tests, no race detector (skips the demo run)
 	$(GO) test -short ./...
 
-test-fault: build ## network-namespace fault tests (root); report table in /tmp/falconet-fault-report.md
-	$(GO) test -tags fault -timeout 20m -count=1 -p 1 -v ./fault/... 2>&1 | tee /tmp/falconet-fault.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\||fault suite|report)|_test.go' ; exit $${PIPESTATUS[0]}
+test-fault: build ## network-namespace fault tests (root); log and report table in $TMPDIR (default /tmp): falconet-fault.log, falconet-fault-report.md
+	$(GO) test -tags fault -timeout 20m -count=1 -p 1 -v ./fault/... 2>&1 | tee $(FAULT_TMP)/falconet-fault.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\||fault suite|report)|_test.go' ; exit $${PIPESTATUS[0]}
 
 SOAK ?= 10m
 test-fault-soak: build ## random fault sequences for SOAK (default 10m), contract checked after each (root; not in CI)
-	FALCONET_FAULT_SOAK=$(SOAK) $(GO) test -tags fault -timeout 0 -count=1 -p 1 -v -run '^TestSoak$$' ./fault/ 2>&1 | tee /tmp/falconet-fault-soak.log; exit $${PIPESTATUS[0]}
+	FALCONET_FAULT_SOAK=$(SOAK) $(GO) test -tags fault -timeout 0 -count=1 -p 1 -v -run '^TestSoak$$' ./fault/ 2>&1 | tee $(FAULT_TMP)/falconet-fault-soak.log; exit $${PIPESTATUS[0]}
 
 bench: ## Go benchmarks (numbers for the README)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./... | tee bench.out
