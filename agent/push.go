@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,12 @@ const maxListedItems = 100
 //   - 200 "success": every metric was written to the sink, which for the
 //     durable buffer means it is on disk.
 //   - 400: the body names each bad item ("item 3: ..."); nothing was stored,
-//     so the client can fix and resend the whole body.
+//     so the client can fix and resend the whole body. An empty (or
+//     whitespace-only) body is a 400 too, "empty body; nothing stored", as
+//     Open-Falcon's agent answers it: a client that sent nothing by mistake
+//     learns it. An empty array, [], is an explicit empty batch and answers
+//     200 "success" with nothing stored, as Open-Falcon's agent does, so
+//     clients that flush empty batches keep working.
 //   - 413: the body exceeds the limit; nothing was stored.
 //   - 503 with Retry-After: the sink refused (buffer full, closed); nothing
 //     acknowledged, the client retries.
@@ -72,6 +78,9 @@ func (h *PushHandler) serve(r *http.Request) (int, string) {
 				fmt.Sprintf("refused: body larger than %d bytes; nothing stored; send smaller batches\n", h.maxBytes)
 		}
 		return http.StatusBadRequest, fmt.Sprintf("refused: reading body: %v\n", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return http.StatusBadRequest, "refused: empty body; nothing stored\n"
 	}
 	ms, bad := metric.DecodeJSON(data, h.now().Unix())
 	if len(bad) > 0 {

@@ -49,7 +49,11 @@ func TestPushAPI(t *testing.T) {
 		wantStored int
 	}{
 		{"open-falcon array", "[" + item("app.qps", "12") + "," + item("app.lat", "0.5") + "]", 200, []string{"success"}, 2},
+		// [] is an explicit empty batch (Open-Falcon answers it so too); an
+		// empty body is a mistake the client must learn about.
 		{"empty array", "[]", 200, []string{"success"}, 0},
+		{"empty body", "", 400, []string{"empty body; nothing stored"}, 0},
+		{"whitespace body", " \n\t\n", 400, []string{"empty body; nothing stored"}, 0},
 		{"one bad item refuses all, naming it", "[" + item("ok", "1") + "," + item("", "1") + "," + item("x", `"abc"`) + "]", 400,
 			[]string{"2 of 3 items invalid", "nothing stored", "item 1:", "name is empty", "item 2:"}, 0},
 		{"not json", "hello", 400, []string{"item 0:", "invalid character"}, 0},
