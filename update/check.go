@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -161,6 +162,9 @@ func (u *Updater) stage(ctx context.Context, plan feed.Plan) error {
 	defer cancel()
 	start := time.Now()
 	data, err := u.get(dctx, u.feedURL(rel), art.Size)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return refuse("truncated", "release %s: truncated download: the connection ended early: %w", v, err)
+	}
 	if err != nil {
 		return fmt.Errorf("release %s: download: %w", v, err)
 	}

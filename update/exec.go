@@ -22,6 +22,9 @@ func (e *Exec) Do() error {
 	u := e.u
 	env := withEnv(os.Environ(), BaseEnv, u.base)
 	args := append([]string{u.base}, u.cfg.Args...)
+	if e.args != nil {
+		args = append([]string{u.base}, e.args...)
+	}
 	if e.trial != nil {
 		now := time.Now()
 		t := *e.trial

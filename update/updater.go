@@ -192,6 +192,7 @@ type Exec struct {
 	Reason string
 	u      *Updater
 	trial  *Trial
+	args   []string // arguments for the installed binary; nil: this process's
 }
 
 func (e *Exec) Error() string { return fmt.Sprintf("update: exec %s (%s)", e.Path, e.Reason) }
@@ -457,7 +458,7 @@ func (u *Updater) failTrial(t Trial, opened bool) error {
 	u.m.showState(&s)
 	u.log.Error("update rolled back: the new version failed its health gate; marked bad on this host",
 		"version", t.Version, "reason", reason, "detail", detail, "back_to", t.From)
-	return &Exec{Path: u.base, Reason: "roll back " + t.Version, u: u}
+	return &Exec{Path: u.base, Reason: "roll back " + t.Version, u: u, args: t.Args}
 }
 
 // Status is what the agent reports about updates (for `falconet status`).

@@ -35,16 +35,18 @@ const WatchGrace = 5 * time.Second
 func Watch(dir string, logger *slog.Logger) error {
 	log := logger.With("component", "update-watch")
 	st := store{dir: dir}
-	parent := os.Getppid()
 	s, err := st.load()
 	if err != nil {
 		return err
 	}
-	if s.Trial == nil || s.Trial.PID != parent {
-		log.Info("no trial of my parent to watch", "parent", parent)
+	// The trial's PID comes from the state, not from getppid: a trial that
+	// dies at once may be gone before this process first looks.
+	if s.Trial == nil || s.Trial.Stopped {
+		log.Info("no trial to watch")
 		return nil
 	}
 	t := *s.Trial
+	parent := t.PID
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	tick := time.NewTicker(50 * time.Millisecond)
