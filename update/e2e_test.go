@@ -67,7 +67,6 @@ func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 	if s := a.state(); s.Current != "1.1.0" || s.Trial != nil || len(s.Bad) != 0 {
 		t.Fatalf("state after commit: got %+v, want current 1.1.0, no trial, nothing bad", s)
 	}
-	<-time.After(0)
 	waitFor(t, 10*time.Second, "pushes accepted by 1.1.0", func() bool {
 		return a.value("falconet_agent_push_metrics_total", nil) > 0 || a.value("falconet_agent_sender_batches_acked_total", nil) > 2
 	}, nil)
@@ -105,7 +104,9 @@ func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 			}
 		}
 		return len(missing) == 0
-	}, func() string { return fmt.Sprintf("%d of %d accepted pushes missing: %v", len(missing), len(want), missing) })
+	}, func() string {
+		return fmt.Sprintf("%d of %d accepted pushes missing: %v", len(missing), len(want), missing)
+	})
 
 	// Halt: the agent returns to the installed 1.0.0 and never retakes 1.1.0.
 	if _, err := feed.Halt(e.feedDir, e.key, time.Now()); err != nil {
