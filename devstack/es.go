@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"testing"
 	"time"
@@ -17,6 +18,11 @@ type ESConfig struct {
 	// Memory keeps everything in memory (tests).
 	Memory bool
 	Logger *slog.Logger
+	// TLS, when set, serves HTTPS only (ServerTLS loads a certificate).
+	TLS *tls.Config
+	// Auth, when set, requires basic auth or an API key on every request,
+	// as an Elasticsearch 8 node does by default.
+	Auth *esserver.Auth
 }
 
 // ESFaults are injected failures: see esserver.Faults.
@@ -29,7 +35,8 @@ type ES struct {
 
 // StartESServer starts dev-es and returns once it listens.
 func StartESServer(cfg ESConfig) (*ES, error) {
-	srv, err := esserver.Start(esserver.Config{Listen: cfg.Listen, DataDir: cfg.DataDir, Memory: cfg.Memory, Logger: cfg.Logger})
+	srv, err := esserver.Start(esserver.Config{Listen: cfg.Listen, DataDir: cfg.DataDir, Memory: cfg.Memory, Logger: cfg.Logger,
+		TLS: cfg.TLS, Auth: cfg.Auth})
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/falconet/falconet/internal/secret"
+	"github.com/falconet/falconet/internal/tlsconf"
 )
 
 // applyKafkaSecurity sets sarama's TLS and SASL from [kafka.tls] and
@@ -81,29 +81,23 @@ func logKafkaSecurity(l *slog.Logger, c KafkaConfig) {
 // explainKafkaError turns a connection failure into what the operator should
 // check, naming the keys; "" when it is not a security problem.
 func explainKafkaError(err error, c KafkaConfig, prefix string) string {
-	var unknownCA x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var certErr x509.CertificateInvalidError
-	var recErr tls.RecordHeaderError
+	if why := tlsconf.Explain(err, prefix+".tls", "the broker"); why != "" {
+		if errors.As(err, new(tls.RecordHeaderError)) {
+			why += "; check " + prefix + ".tls.enabled"
+		}
+		return why
+	}
 	var kerr sarama.KError
 	switch {
-	case errors.As(err, &unknownCA):
-		return fmt.Sprintf("TLS: the broker's certificate is signed by an unknown authority (%s); check %s.tls.ca", certSubject(unknownCA.Cert), prefix)
-	case errors.As(err, &hostErr):
-		return fmt.Sprintf("TLS: the broker's certificate is not valid for %q (%v); check %s.tls.server_name or the broker address", hostErr.Host, hostErr, prefix)
-	case errors.As(err, &certErr):
-		return fmt.Sprintf("TLS: the broker's certificate is not valid: %v", certErr)
-	case errors.As(err, &recErr):
-		return fmt.Sprintf("TLS: the broker does not answer in TLS; check %s.tls.enabled", prefix)
 	case errors.As(err, &kerr) && kerr == sarama.ErrSASLAuthenticationFailed,
 		errors.Is(err, sarama.ErrSASLAuthenticationFailed):
 		return fmt.Sprintf("SASL %s authentication failed for user %q; check %s.sasl.username and the password", strings.ToUpper(c.SASL.Mechanism), c.SASL.Username, prefix)
 	case errors.As(err, &kerr) && (kerr == sarama.ErrUnsupportedSASLMechanism || kerr == sarama.ErrIllegalSASLState):
 		return fmt.Sprintf("SASL: the broker refuses mechanism %s (%v); check %s.sasl.mechanism", strings.ToUpper(c.SASL.Mechanism), kerr, prefix)
-	case c.SASL.Enabled() && isConnDropped(err) && strings.Contains(err.Error(), "SASL"):
+	case c.SASL.Enabled() && c.TLS.Enabled && isConnDropped(err):
 		// Some brokers close the connection instead of answering
 		// SASL_AUTHENTICATION_FAILED.
-		return fmt.Sprintf("SASL %s authentication failed for user %q (the broker closed the connection); check %s.sasl.username and the password", strings.ToUpper(c.SASL.Mechanism), c.SASL.Username, prefix)
+		return fmt.Sprintf("the broker closed the connection during authentication; check %s.sasl (mechanism, username, password)", prefix)
 	case c.SASL.Enabled() && isConnDropped(err) && !c.TLS.Enabled:
 		return fmt.Sprintf("the broker closed the connection during the SASL exchange; does it want TLS (%s.tls.enabled)?", prefix)
 	case !c.TLS.Enabled && isConnDropped(err):
@@ -114,13 +108,6 @@ func explainKafkaError(err error, c KafkaConfig, prefix string) string {
 
 func isConnDropped(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-func certSubject(c *x509.Certificate) string {
-	if c == nil {
-		return "no certificate"
-	}
-	return "issuer " + c.Issuer.String()
 }
 
 // topicExists asks the cluster whether topic exists, without creating it.

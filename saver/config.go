@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/falconet/falconet/internal/confkit"
+	"github.com/falconet/falconet/internal/secret"
+	"github.com/falconet/falconet/internal/tlsconf"
 )
 
 // Config is the saver's configuration, read from saver.toml. Every key is
@@ -57,13 +59,28 @@ type KafkaConfig struct {
 	RebalanceDrain confkit.Duration `toml:"rebalance_drain"`
 	// FetchBufferRecords is sarama's per-partition channel buffer.
 	FetchBufferRecords int `toml:"fetch_buffer_records"`
+	// SASL and TLS secure the connections to the brokers ([kafka.sasl],
+	// [kafka.tls]; the same keys as relay.toml).
+	SASL secret.SASL   `toml:"sasl"`
+	TLS  tlsconf.Kafka `toml:"tls"`
 }
 
 // ElasticsearchConfig is where and how documents are written.
 type ElasticsearchConfig struct {
-	URLs     []string `toml:"urls"`
-	Username string   `toml:"username"`
-	Password string   `toml:"password"`
+	URLs []string `toml:"urls"`
+	// Username and a password (inline, from a file or an environment
+	// variable) for basic authentication; or an API key ("id:key" or the
+	// encoded key) sent as "Authorization: ApiKey ...". Never logged.
+	Username     string `toml:"username"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	PasswordEnv  string `toml:"password_env"`
+	APIKey       string `toml:"api_key"`
+	APIKeyFile   string `toml:"api_key_file"`
+	APIKeyEnv    string `toml:"api_key_env"`
+	// TLS applies to https:// URLs: CA file (an ES 8 node's http_ca.crt),
+	// client certificate, server name.
+	TLS tlsconf.Files `toml:"tls"`
 
 	// OpType is the bulk action: "create" (a redelivered document answers
 	// 409 and counts as stored) or "index" (it overwrites).
@@ -234,6 +251,12 @@ func (c *Config) Validate() error {
 	if k.FetchBufferRecords <= 0 {
 		return cfgErr("kafka.fetch_buffer_records", "must be positive")
 	}
+	if _, _, err := k.SASL.Check("saver.kafka.sasl"); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if _, err := k.TLS.Check("saver.kafka.tls"); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	e := &c.Elasticsearch
 	if len(e.URLs) == 0 {
 		return cfgErr("elasticsearch.urls", "empty")
@@ -243,6 +266,9 @@ func (c *Config) Validate() error {
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			return cfgErr("elasticsearch.urls", "%q: want http(s)://host:port", u)
 		}
+	}
+	if err := e.checkSecurity(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if e.OpType != "create" && e.OpType != "index" {
 		return cfgErr("elasticsearch.op_type", "%q: want create or index", e.OpType)

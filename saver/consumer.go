@@ -45,6 +45,9 @@ func saramaConfig(k *KafkaConfig) (*sarama.Config, error) {
 	sc.Producer.Return.Errors = true
 	sc.Producer.Retry.Max = 5
 	sc.Metadata.RefreshFrequency = time.Minute
+	if err := applyKafkaSecurity(sc, k); err != nil {
+		return nil, err
+	}
 	return sc, nil
 }
 

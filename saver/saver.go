@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -31,6 +32,11 @@ type Saver struct {
 	kclient  sarama.Client
 	producer sarama.SyncProducer
 	group    sarama.ConsumerGroup
+	sc       *sarama.Config
+	// kafkaErr is why the saver is not connected to Kafka (nil once it
+	// is); esSecErr is Elasticsearch refusing the credentials or TLS.
+	kafkaErr atomic.Pointer[string]
+	esSecErr atomic.Pointer[string]
 
 	// hardCtx ends when the shutdown budget is spent: bulks and dead
 	// letters in flight are abandoned (their offsets stay uncommitted).
@@ -82,27 +88,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 		return nil, err
 	}
 	s.es = es
-	sc, err := saramaConfig(&cfg.Kafka)
-	if err != nil {
+	if s.sc, err = saramaConfig(&cfg.Kafka); err != nil {
 		return nil, err
 	}
-	s.kclient, err = sarama.NewClient(cfg.Kafka.Brokers, sc)
-	if err != nil {
-		return nil, fmt.Errorf("saver: kafka: %w", err)
-	}
-	s.producer, err = sarama.NewSyncProducer(cfg.Kafka.Brokers, sc)
-	if err != nil {
-		_ = s.kclient.Close()
-		return nil, fmt.Errorf("saver: dead-letter producer: %w", err)
-	}
-	s.group, err = sarama.NewConsumerGroup(cfg.Kafka.Brokers, cfg.Kafka.Group, sc)
-	if err != nil {
-		_ = s.producer.Close()
-		_ = s.kclient.Close()
-		return nil, fmt.Errorf("saver: consumer group: %w", err)
-	}
+	logSecurity(logger, &s.cfg)
+	msg := "kafka: not connected yet"
+	s.kafkaErr.Store(&msg)
 	retry := retrySleeper(cfg.Elasticsearch.RetryInitial.D(), cfg.Elasticsearch.RetryMax.D())
-	s.dlq = newDeadLetters(cfg.Kafka.DLQTopic, s.producer, s.m, logger, retry)
+	// the producer is set once Run connected to Kafka, before any record
+	s.dlq = newDeadLetters(cfg.Kafka.DLQTopic, nil, s.m, logger, retry)
 	s.writer = newWriter(&s.cfg.Elasticsearch, es, s.dlq, s.m, logger)
 	if cfg.Rollup.Enabled {
 		s.rollups = newRollupScheduler(&s.cfg, es, s.m, logger, s.now)
@@ -117,19 +111,22 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 // through load balancers and with one node), no start-up health check (the
 // saver starts while Elasticsearch is down and waits for it).
 func NewESClient(cfg *ElasticsearchConfig) (*elastic.Client, error) {
+	transport, err := esTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := esAuthOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	opts := []elastic.ClientOptionFunc{
 		elastic.SetURL(cfg.URLs...),
 		elastic.SetSniff(false),
 		elastic.SetHealthcheck(false),
 		elastic.SetGzip(cfg.Gzip),
-		elastic.SetHttpClient(&http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		}}),
+		elastic.SetHttpClient(&http.Client{Transport: transport}),
 	}
-	if cfg.Username != "" {
-		opts = append(opts, elastic.SetBasicAuth(cfg.Username, cfg.Password))
-	}
+	opts = append(opts, auth...)
 	c, err := elastic.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("saver: elasticsearch client: %w", err)
@@ -153,6 +150,13 @@ func (s *Saver) Run(ctx context.Context) error {
 	s.running = true
 	s.mu.Unlock()
 
+	if !s.connectKafka(ctx) {
+		s.shutdownClients()
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		return nil
+	}
 	if s.cfg.Elasticsearch.InstallTemplate {
 		if err := s.installTemplatesRetrying(ctx); err != nil {
 			s.shutdownClients()
@@ -237,9 +241,11 @@ func (s *Saver) Run(ctx context.Context) error {
 }
 
 func (s *Saver) shutdownClients() {
-	_ = s.group.Close()
-	_ = s.producer.Close()
-	_ = s.kclient.Close()
+	if s.group != nil {
+		_ = s.group.Close()
+		_ = s.producer.Close()
+		_ = s.kclient.Close()
+	}
 	s.es.Stop()
 	s.hardCancel()
 }
@@ -266,6 +272,12 @@ func (s *Saver) Close() error {
 // Health is nil while the saver works, or why it does not: Elasticsearch
 // or the dead-letter topic failing for more than a minute.
 func (s *Saver) Health() error {
+	if e := s.kafkaErr.Load(); e != nil {
+		return errors.New(*e)
+	}
+	if e := s.esSecErr.Load(); e != nil {
+		return errors.New(*e)
+	}
 	if err := s.writer.health(time.Minute); err != nil {
 		return err
 	}
@@ -295,4 +307,58 @@ func (s *Saver) ownsPartitionZero() bool {
 	defer s.claimsMu.Unlock()
 	_, ok := s.claims[0]
 	return ok
+}
+
+// connectKafka connects the client, the dead-letter producer and the
+// consumer group, checking first that the topics exist; it retries (logging
+// what to fix, /healthz saying it) until it succeeds or ctx ends (false).
+func (s *Saver) connectKafka(ctx context.Context) bool {
+	k := &s.cfg.Kafka
+	for attempt := 1; ; attempt++ {
+		err := s.connectKafkaOnce()
+		if err == nil {
+			s.kafkaErr.Store(nil)
+			s.logger.Info("connected to kafka", "brokers", k.Brokers, "topic", k.Topic, "dlq_topic", k.DLQTopic)
+			return true
+		}
+		msg := "kafka: not connected: " + err.Error()
+		s.kafkaErr.Store(&msg)
+		if attempt == 1 || attempt%10 == 0 {
+			s.logger.Error("cannot connect to kafka; retrying", "brokers", k.Brokers, "err", err, "attempt", attempt)
+		}
+		if !retrySleeper(250*time.Millisecond, 10*time.Second)(ctx, attempt) {
+			return false
+		}
+	}
+}
+
+func (s *Saver) connectKafkaOnce() error {
+	k := &s.cfg.Kafka
+	client, err := sarama.NewClient(k.Brokers, s.sc)
+	if err != nil {
+		if why := explainKafkaError(err, k); why != "" {
+			return fmt.Errorf("%s: %w", why, err)
+		}
+		return err
+	}
+	if err := checkTopics(client, k, s.logger); err != nil {
+		_ = client.Close()
+		return err
+	}
+	producer, err := sarama.NewSyncProducer(k.Brokers, s.sc)
+	if err != nil {
+		_ = client.Close()
+		return fmt.Errorf("dead-letter producer: %w", err)
+	}
+	group, err := sarama.NewConsumerGroup(k.Brokers, k.Group, s.sc)
+	if err != nil {
+		_ = producer.Close()
+		_ = client.Close()
+		return fmt.Errorf("consumer group: %w", err)
+	}
+	s.mu.Lock()
+	s.kclient, s.producer, s.group = client, producer, group
+	s.mu.Unlock()
+	s.dlq.producer = producer
+	return nil
 }

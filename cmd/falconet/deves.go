@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/devstack/esserver"
 )
 
 func init() {
@@ -26,6 +30,25 @@ func runDevES(ctx context.Context, args []string) error {
 	latency := fs.Duration("fault-latency", 0, "fault: latency added to every request")
 	unavailable := fs.Bool("fault-unavailable", false, "fault: every request answers 503")
 	closeConns := fs.Bool("fault-close-conns", false, "fault: close connections without answering")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve HTTPS only (with -tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of -tls-cert")
+	auth := &esserver.Auth{Users: map[string]string{}, APIKeys: map[string]string{}}
+	fs.Func("user", "require authentication; accept basic auth as USER:PASSWORD (repeatable)", func(v string) error {
+		u, p, ok := strings.Cut(v, ":")
+		if !ok || u == "" || p == "" {
+			return errors.New("want USER:PASSWORD")
+		}
+		auth.Users[u] = p
+		return nil
+	})
+	fs.Func("api-key", "require authentication; accept the API key ID:KEY, sent as \"Authorization: ApiKey base64(ID:KEY)\" (repeatable)", func(v string) error {
+		id, k, ok := strings.Cut(v, ":")
+		if !ok || id == "" || k == "" {
+			return errors.New("want ID:KEY")
+		}
+		auth.APIKeys[id] = k
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: falconet dev-es -listen ADDR (-data DIR | -memory) [faults]\n"+
 			"Faults can also be set at run time: PUT /_falconet/faults {\"reject_fraction\":0.1,\"reject_request_fraction\":0,\"latency\":\"200ms\",\"unavailable\":false,\"close_conns\":false},\n"+
@@ -44,13 +67,35 @@ func runDevES(ctx context.Context, args []string) error {
 	if *rejectReq < 0 || *rejectReq > 1 {
 		return exitError{code: 2, msg: "-fault-reject-requests must be within [0, 1]"}
 	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return exitError{code: 2, msg: "-tls-cert and -tls-key go together"}
+	}
+	var tc *tls.Config
+	if *tlsCert != "" {
+		var err error
+		if tc, err = devstack.ServerTLS(*tlsCert, *tlsKey); err != nil {
+			return exitError{code: 2, msg: err.Error()}
+		}
+	}
+	if len(auth.Users) == 0 && len(auth.APIKeys) == 0 {
+		auth = nil
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "dev-es")
-	es, err := devstack.StartESServer(devstack.ESConfig{Listen: *listen, DataDir: *data, Memory: *memory, Logger: logger})
+	es, err := devstack.StartESServer(devstack.ESConfig{Listen: *listen, DataDir: *data, Memory: *memory, Logger: logger, TLS: tc, Auth: auth})
 	if err != nil {
 		return err
 	}
 	es.SetFaults(devstack.ESFaults{RejectFraction: *reject, RejectRequestFraction: *rejectReq, Latency: *latency, Unavailable: *unavailable, CloseConns: *closeConns})
-	logger.Info("dev-es listening", "url", es.URL(), "data", *data, "memory", *memory)
+	var users, keys []string // names and ids, never secrets
+	if auth != nil {
+		for u := range auth.Users {
+			users = append(users, u)
+		}
+		for id := range auth.APIKeys {
+			keys = append(keys, id)
+		}
+	}
+	logger.Info("dev-es listening", "url", es.URL(), "data", *data, "memory", *memory, "tls", tc != nil, "users", users, "api_key_ids", keys)
 	// SIGUSR1 stops listening (the "go away" fault), SIGUSR2 listens again
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -44,6 +45,10 @@ type Config struct {
 	// Memory keeps everything in memory (tests).
 	Memory bool
 	Logger *slog.Logger
+	// TLS, when set, serves HTTPS only; Auth, when set, requires
+	// credentials (auth.go).
+	TLS  *tls.Config
+	Auth *Auth
 }
 
 // Faults are injected failures, for tests of the clients' error handling.
@@ -140,6 +145,9 @@ func Start(cfg Config) (*Server, error) {
 func (s *Server) URL() string {
 	s.lnMu.Lock()
 	defer s.lnMu.Unlock()
+	if s.cfg.TLS != nil {
+		return "https://" + s.addr
+	}
 	return "http://" + s.addr
 }
 
@@ -202,6 +210,9 @@ func (s *Server) StartListening() error {
 		return fmt.Errorf("esserver: listen %s: %w", addr, err)
 	}
 	s.addr = ln.Addr().String()
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	ch := make(chan error, 1)
 	s.httpSrv, s.serveErr = srv, ch
@@ -353,6 +364,9 @@ func (rq *request) allow(names ...string) *esError {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r) {
+		return
+	}
 	isAdmin := strings.HasPrefix(r.URL.Path, "/_falconet/")
 	if !isAdmin {
 		f := s.faults.Load()

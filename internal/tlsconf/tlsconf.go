@@ -3,6 +3,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -80,4 +81,29 @@ func (k Kafka) Check(prefix string) (*tls.Config, error) {
 		return nil, nil
 	}
 	return k.Files.Load(prefix)
+}
+
+// Explain turns a TLS failure into what the operator should check, naming
+// the keys under prefix ("relay.kafka.tls"); "" when err is not a TLS
+// verification problem. peer names the other side ("the broker").
+func Explain(err error, prefix, peer string) string {
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var certErr x509.CertificateInvalidError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &unknownCA):
+		issuer := "no certificate"
+		if unknownCA.Cert != nil {
+			issuer = "issuer " + unknownCA.Cert.Issuer.String()
+		}
+		return fmt.Sprintf("TLS: %s's certificate is signed by an unknown authority (%s); check %s.ca", peer, issuer, prefix)
+	case errors.As(err, &hostErr):
+		return fmt.Sprintf("TLS: %s's certificate is not valid for %q (%v); check %s.server_name or the address", peer, hostErr.Host, hostErr, prefix)
+	case errors.As(err, &certErr):
+		return fmt.Sprintf("TLS: %s's certificate is not valid: %v", peer, certErr)
+	case errors.As(err, &recErr):
+		return fmt.Sprintf("TLS: %s does not answer in TLS", peer)
+	}
+	return ""
 }

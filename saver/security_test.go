@@ -1,0 +1,256 @@
+package saver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/devstack/devcert"
+	"github.com/falconet/falconet/devstack/esserver"
+	"github.com/falconet/falconet/saver/savertest"
+)
+
+var saverUsers = []devstack.SASLUser{
+	{Mechanism: "SCRAM-SHA-512", User: "saver512", Password: "k-512"},
+	{Mechanism: "PLAIN", User: "saverplain", Password: "k-plain"},
+}
+
+const (
+	esUser, esPassword = "elastic", "es-password"
+	esKeyID, esKey     = "falconet-saver", "es-api-key-secret"
+)
+
+// secureES starts dev-es serving HTTPS with a fresh CA and requiring the
+// elastic user or the API key.
+func secureES(t *testing.T) (*devstack.ES, devcert.Files) {
+	t.Helper()
+	certs, err := devcert.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := devstack.ServerTLS(certs.ServerCert, certs.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := devstack.StartESServer(devstack.ESConfig{Listen: "127.0.0.1:0", Memory: true, TLS: tc,
+		Auth: &esserver.Auth{Users: map[string]string{esUser: esPassword}, APIKeys: map[string]string{esKeyID: esKey}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = es.Close() })
+	return es, certs
+}
+
+func secureSaverConfig(k *devstack.SecureKafka, esURL, esCA string, u devstack.SASLUser) Config {
+	cfg := testConfig(k.Addr(), esURL)
+	cfg.Kafka.TLS.Enabled = true
+	cfg.Kafka.TLS.CA = k.Certs.CA
+	cfg.Kafka.SASL.Mechanism = u.Mechanism
+	cfg.Kafka.SASL.Username = u.User
+	cfg.Kafka.SASL.Password = u.Password
+	cfg.Elasticsearch.TLS.CA = esCA
+	return cfg
+}
+
+// produceSecured writes recs with the saver's own Kafka settings.
+func produceSecured(t *testing.T, k *KafkaConfig, recs []savertest.Record) {
+	t.Helper()
+	sc, err := saramaConfig(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sarama.NewSyncProducer(k.Brokers, sc)
+	if err != nil {
+		t.Fatalf("secured producer: %v", err)
+	}
+	defer func() { _ = p.Close() }()
+	msgs := make([]*sarama.ProducerMessage, len(recs))
+	for i, r := range recs {
+		msgs[i] = &sarama.ProducerMessage{Topic: k.Topic, Key: sarama.ByteEncoder(r.Key), Value: sarama.ByteEncoder(r.Value)}
+	}
+	if err := p.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// startSaverLogs is startSaver with the log kept for assertions.
+func startSaverLogs(t *testing.T, cfg Config) (*runningSaver, *syncBuf) {
+	t.Helper()
+	var logs syncBuf
+	s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &runningSaver{s: s, cancel: cancel, done: make(chan error, 1)}
+	go func() { rs.done <- s.Run(ctx) }()
+	t.Cleanup(func() { rs.stop(t) })
+	return rs, &logs
+}
+
+// TestSecuredKafkaAndES: the saver reads a Kafka that wants TLS and SASL
+// (SCRAM-SHA-512, PLAIN) and writes to an Elasticsearch that wants HTTPS
+// and basic auth or an API key (from a file); every metric is stored once.
+func TestSecuredKafkaAndES(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	for i, tc := range []struct {
+		name string
+		user devstack.SASLUser
+		auth func(t *testing.T, e *ElasticsearchConfig)
+	}{
+		{"SCRAM-SHA-512 and basic auth", saverUsers[0], func(t *testing.T, e *ElasticsearchConfig) {
+			e.Username = esUser
+			t.Setenv("FALCONET_TEST_ES_PASSWORD", esPassword)
+			e.PasswordEnv = "FALCONET_TEST_ES_PASSWORD"
+		}},
+		{"PLAIN and API key", saverUsers[1], func(t *testing.T, e *ElasticsearchConfig) {
+			f := filepath.Join(t.TempDir(), "api-key")
+			if err := os.WriteFile(f, []byte(esKeyID+":"+esKey+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e.APIKeyFile = f
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := devstack.StartSecureKafkaT(t, saverUsers, testTopic, testDLQ)
+			es, esCerts := secureES(t)
+			cfg := secureSaverConfig(k, es.URL(), esCerts.CA, tc.user)
+			tc.auth(t, &cfg.Elasticsearch)
+			ms := genMetrics(2000, time.Now().UTC(), "sec-"+string(rune('a'+i))+"-")
+			produceSecured(t, &cfg.Kafka, metricRecords(ms))
+			rs, logs := startSaverLogs(t, cfg)
+			client, err := NewESClient(&cfg.Elasticsearch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Stop()
+			waitFor(t, 60*time.Second, "every metric in Elasticsearch", func() (bool, string) {
+				n := savertest.Count(client, IndexPrefix+"*")
+				return n == int64(len(ms)), fmt.Sprintf("count %d, want %d", n, len(ms))
+			})
+			te := &testES{url: es.URL(), client: client}
+			te.checkStored(t, ms)
+			if err := rs.s.Health(); err != nil {
+				t.Errorf("health: %v", err)
+			}
+			for _, secretValue := range []string{tc.user.Password, esPassword, esKey} {
+				if strings.Contains(logs.String(), secretValue) {
+					t.Errorf("a secret is in the log:\n%s", logs.String())
+				}
+			}
+		})
+	}
+}
+
+// TestSecurityFailuresSaver: wrong credentials or TLS settings towards
+// Kafka or Elasticsearch make /healthz fail at once with what to check;
+// the saver restarted with the fixed configuration stores everything.
+func TestSecurityFailuresSaver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartSecureKafkaT(t, saverUsers, testTopic, testDLQ)
+	es, esCerts := secureES(t)
+	other, err := devcert.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := secureSaverConfig(k, es.URL(), esCerts.CA, saverUsers[0])
+	good.Elasticsearch.Username, good.Elasticsearch.Password = esUser, esPassword
+	ms := genMetrics(500, time.Now().UTC(), "fail-")
+	produceSecured(t, &good.Kafka, metricRecords(ms))
+	for _, tc := range []struct {
+		name    string
+		breakIt func(*Config)
+		want    string
+	}{
+		{"kafka wrong password", func(c *Config) { c.Kafka.SASL.Password = "nope" }, `SASL SCRAM-SHA-512 authentication failed for user "saver512"`},
+		{"kafka unknown CA", func(c *Config) { c.Kafka.TLS.CA = other.CA }, "check saver.kafka.tls.ca"},
+		{"kafka server name", func(c *Config) { c.Kafka.TLS.ServerName = "kafka.example.org" }, "check saver.kafka.tls.server_name"},
+		{"es wrong password", func(c *Config) { c.Elasticsearch.Password = "nope" }, `Elasticsearch refuses user "elastic" (401)`},
+		{"es wrong api key", func(c *Config) {
+			c.Elasticsearch.Username, c.Elasticsearch.Password, c.Elasticsearch.APIKey = "", "", esKeyID+":wrong"
+		}, "Elasticsearch refuses the API key (401)"},
+		{"es no credentials", func(c *Config) { c.Elasticsearch.Username, c.Elasticsearch.Password = "", "" }, "Elasticsearch wants credentials (401)"},
+		{"es unknown CA", func(c *Config) { c.Elasticsearch.TLS.CA = other.CA }, "check saver.elasticsearch.tls.ca"},
+		{"es server name", func(c *Config) { c.Elasticsearch.TLS.ServerName = "es.example.org" }, "check saver.elasticsearch.tls.server_name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := good
+			tc.breakIt(&bad)
+			rs, logs := startSaverLogs(t, bad)
+			waitFor(t, 30*time.Second, "health names the problem", func() (bool, string) {
+				err := rs.s.Health()
+				return err != nil && strings.Contains(err.Error(), tc.want), "health: " + errString(err)
+			})
+			if !strings.Contains(strings.ReplaceAll(logs.String(), `\"`, `"`), tc.want) {
+				t.Errorf("log lacks %q:\n%s", tc.want, logs.String())
+			}
+			if strings.Contains(logs.String(), esPassword) || strings.Contains(logs.String(), saverUsers[0].Password) {
+				t.Errorf("a secret is in the log")
+			}
+			rs.stop(t)
+		})
+	}
+	// fixed and restarted: everything stored once
+	startSaverLogs(t, good)
+	client, err := NewESClient(&good.Elasticsearch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Stop()
+	waitFor(t, 60*time.Second, "every metric stored after the fix", func() (bool, string) {
+		n := savertest.Count(client, IndexPrefix+"*")
+		return n == int64(len(ms)), fmt.Sprintf("count %d, want %d", n, len(ms))
+	})
+	(&testES{url: es.URL(), client: client}).checkStored(t, ms)
+}
+
+// TestMissingTopicsReported: on a cluster without auto-creation the saver
+// names the missing topic and how to create it, and is unhealthy until the
+// topic exists.
+func TestMissingTopicsReported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k, err := devstack.StartKafka(devstack.KafkaConfig{Listen: "127.0.0.1:0", NoAutoCreate: true, Topics: []string{testTopic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	es := startTestES(t)
+	rs, logs := startSaverLogs(t, testConfig(k.Addr(), es.url))
+	want := `topic "falconet-metrics-dlq" does not exist`
+	waitFor(t, 30*time.Second, "missing dead-letter topic reported", func() (bool, string) {
+		err := rs.s.Health()
+		return err != nil && strings.Contains(err.Error(), want) && strings.Contains(logs.String(), "falconet kafka-setup"), "health: " + errString(err)
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
