@@ -32,7 +32,13 @@ func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 	// Push numbered metrics across the update; remember what was accepted.
 	stopPush := make(chan struct{})
 	var pushWG sync.WaitGroup
+	var acceptedMu sync.Mutex
 	var accepted []int
+	nAccepted := func() int {
+		acceptedMu.Lock()
+		defer acceptedMu.Unlock()
+		return len(accepted)
+	}
 	pushWG.Add(1)
 	go func() {
 		defer pushWG.Done()
@@ -51,7 +57,9 @@ func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 			}
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				acceptedMu.Lock()
 				accepted = append(accepted, i)
+				acceptedMu.Unlock()
 			}
 		}
 	}()
@@ -67,9 +75,8 @@ func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 	if s := a.state(); s.Current != "1.1.0" || s.Trial != nil || len(s.Bad) != 0 {
 		t.Fatalf("state after commit: got %+v, want current 1.1.0, no trial, nothing bad", s)
 	}
-	waitFor(t, 10*time.Second, "pushes accepted by 1.1.0", func() bool {
-		return a.value("falconet_agent_push_metrics_total", nil) > 0 || a.value("falconet_agent_sender_batches_acked_total", nil) > 2
-	}, nil)
+	atCommit := nAccepted()
+	waitFor(t, 10*time.Second, "20 pushes accepted by 1.1.0", func() bool { return nAccepted() >= atCommit+20 }, nil)
 	close(stopPush)
 	pushWG.Wait()
 	if len(accepted) < 10 {
