@@ -135,9 +135,14 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// get walks a decoded JSON value by path ("hits.total.value", "items.0.index.status").
+// get walks a decoded JSON value by path ("hits.total.value",
+// "items.0.index.status"); a dot inside a key is written "\\." (see esc).
 func get(v any, path string) any {
-	for _, p := range strings.Split(path, ".") {
+	parts := strings.Split(strings.ReplaceAll(path, `\.`, "\x00"), ".")
+	for i := range parts {
+		parts[i] = strings.ReplaceAll(parts[i], "\x00", ".")
+	}
+	for _, p := range parts {
 		switch x := v.(type) {
 		case map[string]any:
 			v = x[p]
@@ -160,6 +165,10 @@ func get(v any, path string) any {
 	}
 	return v
 }
+
+// esc escapes the dots of an index name ("falconet-metrics-2026.11.01")
+// for use in a get path.
+func esc(name string) string { return strings.ReplaceAll(name, ".", `\.`) }
 
 func expect(t *testing.T, m any, path string, want any) {
 	t.Helper()

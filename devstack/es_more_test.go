@@ -217,6 +217,8 @@ func TestESPersistence(t *testing.T) {
 	env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\"p-1\",\"_id\":\"a\"}}\n{\"v\":\"x\"}\n{\"index\":{\"_index\":\"p-1\",\"_id\":\"b\"}}\n{\"v\":\"y\"}\n{\"delete\":{\"_index\":\"p-1\",\"_id\":\"b\"}}\n")
 	env.must(200, "PUT", "/p-1/_doc/a", `{"v":"z"}`)
 	env.must(200, "POST", "/_aliases", `{"actions":[{"add":{"index":"p-1","alias":"p-alias"}}]}`)
+	env.must(200, "PUT", "/p-closed", `{}`)
+	env.must(200, "POST", "/p-closed/_close", "") // "Close index API": the closed state is metadata, kept
 	if err := e.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -229,6 +231,7 @@ func TestESPersistence(t *testing.T) {
 	env.must(404, "GET", "/p-1/_doc/b", "")
 	expect(t, env.must(200, "GET", "/p-alias/_doc/a", ""), "_index", "p-1")
 	expect(t, env.must(200, "GET", "/p-1/_count", `{"query":{"term":{"v":"z"}}}`), "count", 1)
+	expect(t, env.must(400, "POST", "/p-closed/_search", `{}`), "error.type", "index_closed_exception")
 	env.must(200, "GET", "/_index_template/t", "")
 	env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\"p-2\",\"_id\":\"a\"}}\n{\"v\":1}\n") // template still applies
 	expect(t, env.must(200, "GET", "/p-2/_mapping", ""), "p-2.mappings.properties.v.type", "keyword")

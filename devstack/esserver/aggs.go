@@ -38,6 +38,14 @@ type aggSpec struct {
 	boundsMax any
 	subs      []*aggSpec
 	meta      map[string]any
+	// percentiles, extended_stats
+	percents []float64
+	keyed    *bool
+	sigma    float64
+	// top_hits and composite
+	hitsReq   *searchReq
+	composite *compositeSpec
+	ctx       *aggCtx
 	// per-request cache of the field's column in the last index seen
 	lastIx  *index
 	lastCol *column
@@ -50,12 +58,13 @@ func (a *aggSpec) col(d docRef) *column {
 	return a.lastCol
 }
 
-var bucketAggs = map[string]bool{"terms": true, "date_histogram": true}
-var metricAggs = map[string]bool{"min": true, "max": true, "avg": true, "sum": true, "value_count": true, "cardinality": true}
+var bucketAggs = map[string]bool{"terms": true, "date_histogram": true, "composite": true}
+var metricAggs = map[string]bool{"min": true, "max": true, "avg": true, "sum": true, "value_count": true, "cardinality": true,
+	"stats": true, "extended_stats": true, "percentiles": true, "top_hits": true}
 var unsupportedAggs = map[string]bool{
-	"filter": true, "filters": true, "range": true, "date_range": true, "histogram": true, "stats": true,
-	"extended_stats": true, "percentiles": true, "percentile_ranks": true, "top_hits": true, "composite": true,
-	"nested": true, "reverse_nested": true, "global": true, "missing": true, "significant_terms": true,
+	"filter": true, "filters": true, "range": true, "date_range": true, "histogram": true,
+	"percentile_ranks": true,
+	"nested":           true, "reverse_nested": true, "global": true, "missing": true, "significant_terms": true,
 	"auto_date_histogram": true, "multi_terms": true, "rare_terms": true, "sampler": true, "scripted_metric": true,
 	"geo_bounds": true, "geo_centroid": true, "weighted_avg": true, "median_absolute_deviation": true,
 	"bucket_script": true, "bucket_selector": true, "bucket_sort": true, "derivative": true, "cumulative_sum": true,
@@ -116,7 +125,16 @@ func parseAggs(obj map[string]any) ([]*aggSpec, *esError) {
 		if metricAggs[a.typ] && len(a.subs) > 0 {
 			return nil, newErr(http.StatusBadRequest, "aggregation_initialization_exception", "Aggregator [%s] of type [%s] cannot accept sub-aggregations", name, a.typ)
 		}
-		if e := a.parseBody(body); e != nil {
+		var e *esError
+		switch a.typ {
+		case "top_hits":
+			e = a.parseTopHits(body)
+		case "composite":
+			e = a.parseComposite(body)
+		default:
+			e = a.parseBody(body)
+		}
+		if e != nil {
 			return nil, e
 		}
 		out = append(out, a)
@@ -146,7 +164,10 @@ func parseFixedInterval(s string) (time.Duration, bool) {
 }
 
 func (a *aggSpec) parseBody(body map[string]any) *esError {
-	a.size, a.minDocCount = 10, 1
+	a.size, a.minDocCount, a.sigma = 10, 1, 2
+	if a.typ == "percentiles" {
+		a.percents = []float64{1, 5, 25, 50, 75, 95, 99}
+	}
 	if a.typ == "date_histogram" {
 		a.minDocCount = 0
 		a.order = []aggOrder{{key: "_key"}}
@@ -184,9 +205,33 @@ func (a *aggSpec) parseBody(body map[string]any) *esError {
 				return errIllegalArgument("[min_doc_count] must be greater than or equal to 0. Found [%v] in [%s]", v, a.name)
 			}
 			a.minDocCount = int(n)
-			if a.typ == "terms" && n == 0 {
-				return errUnsupported("min_doc_count 0 in terms aggregations")
+		case "percents":
+			if a.typ != "percentiles" {
+				return errParsing("[%s] unknown field [%s]", a.typ, k)
 			}
+			arr, ok := v.([]any)
+			if !ok || len(arr) == 0 {
+				return errIllegalArgument("[percents] must not be empty: [%s]", a.name)
+			}
+			a.percents = nil
+			for _, x := range arr {
+				f, ok := toFloat(x)
+				if !ok || f < 0 || f > 100 {
+					return errIllegalArgument("percent must be in [0,100], got [%v]: [%s]", x, a.name)
+				}
+				a.percents = append(a.percents, f)
+			}
+		case "sigma":
+			if a.typ != "extended_stats" {
+				return errParsing("[%s] unknown field [%s]", a.typ, k)
+			}
+			f, ok := toFloat(v)
+			if !ok || f < 0 {
+				return errIllegalArgument("[sigma] must be greater than or equal to 0. Found [%v] in [%s]", v, a.name)
+			}
+			a.sigma = f
+		case "tdigest", "hdr":
+			return errUnsupported("[%s] in percentiles (dev-es computes exact percentiles)", k)
 		case "order":
 			var list []any
 			switch x := v.(type) {
@@ -261,7 +306,13 @@ func (a *aggSpec) parseBody(body map[string]any) *esError {
 			}
 			a.boundsMin, a.boundsMax = eb["min"], eb["max"]
 		case "keyed":
-			if b, _ := v.(bool); b {
+			b, ok := v.(bool)
+			if !ok {
+				return errParsing("[keyed] must be a boolean")
+			}
+			if a.typ == "percentiles" {
+				a.keyed = &b
+			} else if b {
 				return errUnsupported("keyed bucket responses")
 			}
 		default:
@@ -350,6 +401,12 @@ func (k aggKey) less(o aggKey) bool {
 }
 
 func (a *aggSpec) compute(docs []docRef, now time.Time) (any, *esError) {
+	switch a.typ {
+	case "top_hits":
+		return a.topHits(docs)
+	case "composite":
+		return a.compositeAgg(docs, now)
+	}
 	f, e := a.fieldInfo(docs)
 	if e != nil {
 		return nil, e
@@ -552,6 +609,9 @@ func (a *aggSpec) terms(docs []docRef, f *fieldMapping, now time.Time) (any, *es
 			}
 			a.addDoc(b, d)
 		})
+	}
+	if a.minDocCount == 0 {
+		a.zeroTermBuckets(byKey)
 	}
 	var bs []*bucket
 	for _, b := range byKey {
@@ -827,12 +887,17 @@ func (a *aggSpec) metric(docs []docRef, f *fieldMapping) (any, *esError) {
 		return res, nil
 	}
 	n := 0
-	var sum float64
+	var sum, sumSq float64
+	var all []float64 // percentiles only
 	lo, hi := math.Inf(1), math.Inf(-1)
 	add := func(x float64) {
 		n++
 		sum += x
+		sumSq += x * x
 		lo, hi = math.Min(lo, x), math.Max(hi, x)
+		if a.typ == "percentiles" {
+			all = append(all, x)
+		}
 	}
 	for _, d := range docs {
 		c := a.col(d)
@@ -845,6 +910,12 @@ func (a *aggSpec) metric(docs []docRef, f *fieldMapping) (any, *esError) {
 			continue
 		}
 		c.eachNum(d.ord, add)
+	}
+	switch a.typ {
+	case "stats", "extended_stats":
+		return a.statsResult(res, f, n, sum, sumSq, lo, hi), nil
+	case "percentiles":
+		return a.percentilesResult(res, f, all), nil
 	}
 	var v any
 	switch a.typ {

@@ -121,7 +121,8 @@ func (s *Server) handleFieldCaps(rq *request) *esError {
 	for field, types := range byField {
 		o := map[string]any{}
 		for typ, c := range types {
-			tc := map[string]any{"type": typ, "searchable": c.searchable, "aggregatable": c.aggregatable}
+			_, meta := metaFieldCaps[field]
+			tc := map[string]any{"type": typ, "metadata_field": meta, "searchable": c.searchable, "aggregatable": c.aggregatable}
 			if len(types) > 1 || (unmapped && len(seenIn[field]) < len(names)) {
 				sort.Strings(c.indices)
 				tc["indices"] = c.indices

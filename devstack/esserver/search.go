@@ -343,12 +343,19 @@ type searchReq struct {
 	restTotalAsInt bool
 	searchAfter    []any
 	scroll         time.Duration // keep-alive of a scroll search (0: none)
+	// stored_fields (nil: not given), "_none_", "_source" in the list;
+	// docvalue_fields and the fields option
+	storedFields   []string
+	storedNone     bool
+	storedSource   bool
+	docvalueFields []fieldReq
+	fields         []fieldReq
 }
 
 var unsupportedSearchKeys = map[string]bool{
 	"highlight": true, "explain": true, "min_score": true, "terminate_after": true,
 	"collapse": true, "suggest": true, "script_fields": true, "runtime_mappings": true, "pit": true,
-	"indices_boost": true, "rescore": true, "docvalue_fields": true, "fields": true, "stored_fields": true,
+	"indices_boost": true, "rescore": true,
 	"slice": true, "stats": true, "profile": true, "ext": true,
 }
 
@@ -420,6 +427,12 @@ func parseSearchBody(body map[string]any, count bool) (*searchReq, *esError) {
 				return nil, errParsing("[search_after] must be a non-empty array")
 			}
 			sr.searchAfter = arr
+		case "stored_fields":
+			e = sr.setStoredFields(v)
+		case "docvalue_fields":
+			sr.docvalueFields, e = parseFieldReqs(k, v)
+		case "fields":
+			sr.fields, e = parseFieldReqs(k, v)
 		case "timeout":
 		default:
 			if unsupportedSearchKeys[k] {
@@ -570,6 +583,30 @@ func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esErr
 	if v, _ := rq.boolParam("seq_no_primary_term", false); v {
 		sr.seqNo = true
 	}
+	if v, ok := rq.q["stored_fields"]; ok {
+		if e := sr.setStoredFields(v[0]); e != nil {
+			return nil, e
+		}
+	}
+	if v, ok := rq.q["docvalue_fields"]; ok {
+		for _, f := range strings.Split(v[0], ",") {
+			sr.docvalueFields = append(sr.docvalueFields, fieldReq{pattern: f})
+		}
+	}
+	if sr.storedNone {
+		switch {
+		case sr.source != nil && !sr.source.disabled:
+			return nil, errIllegalArgument("[stored_fields] cannot be disabled if [_source] is requested")
+		case sr.fields != nil:
+			return nil, errIllegalArgument("[stored_fields] cannot be disabled when using the [fields] option")
+		case sr.version:
+			return nil, errIllegalArgument("[stored_fields] cannot be disabled if [version] is requested")
+		}
+	}
+	// stored_fields without _source (or "_source" in the list) fetch no _source
+	if sr.storedFields != nil && sr.source == nil && !sr.storedSource {
+		sr.source = &sourceFilter{disabled: true}
+	}
 	return sr, nil
 }
 
@@ -656,11 +693,26 @@ func (s *Server) handleSearch(rq *request) *esError {
 			return shardFailure(ix.name, errIllegalArgument("Result window is too large, from + size must be less than or equal to: [%d] but was [%d]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.", limit, sr.from+sr.size))
 		}
 	}
+	for _, ix := range list {
+		if len(sr.docvalueFields) == 0 {
+			continue
+		}
+		paths := map[string]*fieldMapping{}
+		ix.m.leafPaths("", ix.m.Root, paths)
+		for _, fr := range sr.docvalueFields {
+			for p, f := range paths {
+				if f.Type == "text" && globMatch(fr.pattern, p) {
+					return shardFailure(ix.name, errIllegalArgument("Can't load fielddata on [%s] because fielddata is unsupported on fields of type [text]. Use doc values instead.", p))
+				}
+			}
+		}
+	}
 	matches, e := s.runQuery(list, sr.q)
 	if e != nil {
 		return e
 	}
 	aggsOut := map[string]any{}
+	setAggCtx(sr.aggs, &aggCtx{indices: list, score: queryScore(sr.q)})
 	if len(sr.aggs) > 0 {
 		var docs []docRef
 		for i, ix := range list {
@@ -718,28 +770,11 @@ func (s *Server) handleSearch(rq *request) *esError {
 	var page []hitOut
 	scrollID := ""
 	if want > 0 {
+		var docs []docRef
 		for i, ix := range list {
-			matches[i].forEach(func(o int32) {
-				h := hitRef{ix: ix, ord: o}
-				if len(sr.sort) > 0 {
-					h.vals = make([]sortVal, len(sr.sort))
-					for j, sp := range sr.sort {
-						switch sp.field {
-						case "_score":
-							h.vals[j] = sortVal{present: true, f: score}
-						case "_doc":
-							h.vals[j] = sortVal{present: true, isInt: true, i: int64(o)}
-						default:
-							h.vals[j] = sortValue(ix, o, sp)
-						}
-					}
-				}
-				hits = append(hits, h)
-			})
+			matches[i].forEach(func(o int32) { docs = append(docs, docRef{ix: ix, ord: o}) })
 		}
-		if len(sr.sort) > 0 {
-			sort.SliceStable(hits, func(a, b int) bool { return cmpHits(hits[a].vals, hits[b].vals, sr.sort) < 0 })
-		}
+		hits = sortedHits(docs, sr.sort, score)
 		if sr.searchAfter != nil {
 			after, e := searchAfterValues(list, sr.sort, sr.searchAfter)
 			if e != nil {
@@ -821,17 +856,46 @@ func (s *Server) handleSearch(rq *request) *esError {
 	return s.ok(rq, 200, json.RawMessage(b.Bytes()))
 }
 
+// sortedHits computes the sort values of docs and orders them by specs
+// (index order when there are none).
+func sortedHits(docs []docRef, specs []sortSpec, score float64) []hitRef {
+	hits := make([]hitRef, len(docs))
+	for i, d := range docs {
+		h := hitRef{ix: d.ix, ord: d.ord}
+		if len(specs) > 0 {
+			h.vals = make([]sortVal, len(specs))
+			for j, sp := range specs {
+				switch sp.field {
+				case "_score":
+					h.vals[j] = sortVal{present: true, f: score}
+				case "_doc":
+					h.vals[j] = sortVal{present: true, isInt: true, i: int64(d.ord)}
+				default:
+					h.vals[j] = sortValue(d.ix, d.ord, sp)
+				}
+			}
+		}
+		hits[i] = h
+	}
+	if len(specs) > 0 {
+		sort.SliceStable(hits, func(a, b int) bool { return cmpHits(hits[a].vals, hits[b].vals, specs) < 0 })
+	}
+	return hits
+}
+
 // hitOut is a hit ready to render (a scroll keeps them between pages).
 type hitOut struct {
 	index, id      string
 	version, seqNo int64
 	source         []byte
 	sort           []any
+	fields         map[string]any
 }
 
 func toHitOut(h hitRef, sr *searchReq) hitOut {
 	d := h.ix.segDocs[h.ord]
 	o := hitOut{index: h.ix.name, id: d.id, version: d.version, seqNo: d.seqNo, source: d.source}
+	o.fields, _ = hitFields(h.ix, h.ord, sr) // text docvalue_fields were refused before the fetch
 	if len(sr.sort) > 0 {
 		o.sort = make([]any, len(h.vals))
 		for j, v := range h.vals {
@@ -853,8 +917,11 @@ func renderHits(b *bytes.Buffer, hits []hitOut, sr *searchReq, scored bool, scor
 		}
 		b.WriteString(`{"_index":`)
 		writeJSONString(b, h.index)
-		b.WriteString(`,"_type":"_doc","_id":`)
-		writeJSONString(b, h.id)
+		b.WriteString(`,"_type":"_doc"`)
+		if !sr.storedNone {
+			b.WriteString(`,"_id":`)
+			writeJSONString(b, h.id)
+		}
 		if sr.version {
 			b.WriteString(`,"_version":` + strconv.FormatInt(h.version, 10))
 		}
@@ -873,6 +940,11 @@ func renderHits(b *bytes.Buffer, hits []hitOut, sr *searchReq, scored bool, scor
 		if src != nil {
 			b.WriteString(`,"_source":`)
 			b.Write(src)
+		}
+		if len(h.fields) > 0 {
+			fj, _ := json.Marshal(h.fields)
+			b.WriteString(`,"fields":`)
+			b.Write(fj)
 		}
 		if h.sort != nil {
 			vj, _ := json.Marshal(h.sort)
