@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-
-	"github.com/falconet/falconet/metric"
 )
 
 // FileReport describes a buffer file, as `falconet buffer inspect|verify` print it.
@@ -24,16 +22,18 @@ type FileReport struct {
 	LastSeq        uint64    `json:"last_seq"`
 	OldestAppended time.Time `json:"oldest_appended,omitzero"`
 	NewestAppended time.Time `json:"newest_appended,omitzero"`
-	// OldestMetric and NewestMetric are the earliest timestamp in the oldest
-	// batch and the latest in the newest batch.
+	// OldestMetric and NewestMetric are the earliest and the latest metric
+	// timestamp in the whole file (every batch's payload is decoded): a
+	// replayed or late metric can be older than anything in the oldest
+	// batch. Zero when no payload decodes.
 	OldestMetric time.Time `json:"oldest_metric,omitzero"`
 	NewestMetric time.Time `json:"newest_metric,omitzero"`
 	// Problems lists what is wrong (Verify reads everything; Inspect only the structure).
 	Problems []string `json:"problems,omitempty"`
 }
 
-// Inspect reads a buffer file's structure and counts without checking every
-// checksum. It takes bbolt's lock shared and fails with ErrLocked after
+// Inspect reads a buffer file's structure, counts and metric times without
+// checking every checksum. It takes bbolt's lock shared and fails with ErrLocked after
 // timeout while an agent has the file open. A damaged file gives a report
 // with Problems and an ErrCorrupt error.
 func Inspect(path string, timeout time.Duration) (*FileReport, error) {
@@ -58,7 +58,9 @@ func examine(path string, timeout time.Duration, full bool) (*FileReport, error)
 		return fr, err
 	}
 	defer unlockFile(f)
-	w := func() (*fileReport, error) { return walkFile(f, full, full) }
+	// Both decode every payload, for the true oldest and newest metric times;
+	// only Verify checks checksums and counts.
+	w := func() (*fileReport, error) { return walkFile(f, full, true) }
 	var rep *fileReport
 	err = guarded(func() error {
 		var err error
@@ -74,8 +76,11 @@ func examine(path string, timeout time.Duration, full bool) (*FileReport, error)
 		fr.Batches, fr.Metrics, fr.Bytes = rep.batches, rep.metrics, rep.bytes
 		fr.Quarantined = rep.quarantined
 		fr.FirstSeq, fr.LastSeq = rep.firstSeq, max(rep.lastSeq, rep.sequence)
-		fr.OldestAppended, fr.OldestMetric, _ = describe(rep.firstVal, false)
-		fr.NewestAppended, _, fr.NewestMetric = describe(rep.lastVal, true)
+		fr.OldestAppended = appendedAt(rep.firstVal)
+		fr.NewestAppended = appendedAt(rep.lastVal)
+		if rep.timesKnown {
+			fr.OldestMetric, fr.NewestMetric = time.Unix(rep.oldestTS, 0).UTC(), time.Unix(rep.newestTS, 0).UTC()
+		}
 		if !rep.hasBatches && len(rep.otherBuckets) > 0 {
 			fr.Problems = append(fr.Problems, fmt.Sprintf("not a falconet buffer: buckets %q and no %q", rep.otherBuckets, bucketBatches))
 		}
@@ -101,26 +106,16 @@ func head(s []uint64, n int) []uint64 {
 	return s
 }
 
-// describe returns a record's append time and its metrics' earliest and
-// latest timestamps.
-func describe(v []byte, _ bool) (appended, oldest, newest time.Time) {
+// appendedAt returns the time a record was appended (zero if unknown).
+func appendedAt(v []byte) time.Time {
 	if v == nil {
-		return
+		return time.Time{}
 	}
 	_, a, err := decodeRecordHeader(v)
 	if err != nil {
-		return
+		return time.Time{}
 	}
-	appended = time.Unix(0, a).UTC()
-	ms, err := metric.DecodeBatch(nil, v[recordHeaderLen:])
-	if err != nil || len(ms) == 0 {
-		return
-	}
-	lo, hi := ms[0].Timestamp, ms[0].Timestamp
-	for _, m := range ms {
-		lo, hi = min(lo, m.Timestamp), max(hi, m.Timestamp)
-	}
-	return appended, time.Unix(lo, 0).UTC(), time.Unix(hi, 0).UTC()
+	return time.Unix(0, a).UTC()
 }
 
 // IsLocked reports whether err means another process holds the file.

@@ -2,6 +2,7 @@ package buffer_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/falconet/falconet/buffer"
+	"github.com/falconet/falconet/metric"
 )
 
 func TestInspectVerify(t *testing.T) {
@@ -65,5 +67,56 @@ func TestInspectVerify(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Verify of a locked file took %s, want it to give up after the timeout", d)
+	}
+}
+
+// TestInspectMetricTimes: the oldest and newest metric times are those of
+// the whole file, not of the oldest and newest batch: a metric from last
+// year replayed into a newer batch is the oldest one.
+func TestInspectMetricTimes(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	q := openTest(t, cfg)
+	ts := func(s string) int64 {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm.Unix()
+	}
+	batches := [][]int64{
+		{ts("2026-03-01T10:00:00Z"), ts("2026-03-01T10:00:10Z")}, // oldest batch
+		{ts("2025-06-01T00:00:00Z"), ts("2027-01-01T00:00:00Z")}, // a replayed old metric and a future one
+		{ts("2026-03-01T10:00:20Z")},                             // newest batch
+	}
+	for _, b := range batches {
+		var ms []metric.Metric
+		for _, t0 := range b {
+			ms = append(ms, metric.Metric{Endpoint: "web-1", Name: "cpu.idle", Value: 1, Timestamp: t0, Step: 10, Type: metric.Gauge})
+		}
+		payload, err := metric.EncodeBatch(nil, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Append(context.Background(), payload, len(ms)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]func(string, time.Duration) (*buffer.FileReport, error){"Inspect": buffer.Inspect, "Verify": buffer.Verify} {
+		r, err := f(cfg.Path, time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := r.OldestMetric, time.Unix(ts("2025-06-01T00:00:00Z"), 0).UTC(); !got.Equal(want) {
+			t.Errorf("%s: OldestMetric got %v, want %v (the 2025 metric in the second batch)", name, got, want)
+		}
+		if got, want := r.NewestMetric, time.Unix(ts("2027-01-01T00:00:00Z"), 0).UTC(); !got.Equal(want) {
+			t.Errorf("%s: NewestMetric got %v, want %v (the 2027 metric in the second batch)", name, got, want)
+		}
+		if r.Batches != 3 || r.Metrics != 5 {
+			t.Errorf("%s: got %d batches, %d metrics; want 3, 5", name, r.Batches, r.Metrics)
+		}
 	}
 }

@@ -46,6 +46,11 @@ type fileReport struct {
 	lastSeq      uint64
 	firstVal     []byte // the oldest and newest records (copies), for inspect
 	lastVal      []byte
+	// The earliest and latest metric timestamp in any batch (decode walks
+	// only; timesKnown false otherwise): a replayed old metric can sit in a
+	// newer batch.
+	oldestTS, newestTS int64
+	timesKnown         bool
 }
 
 type walker struct {
@@ -55,7 +60,7 @@ type walker struct {
 	hwm       uint64
 	reachable map[uint64]bool
 	verifyCRC bool
-	decode    bool // also decode every payload (verify)
+	decode    bool // also decode every payload: verify checks it (with verifyCRC); both note metric times
 	rep       *fileReport
 }
 
@@ -312,11 +317,15 @@ func (w *walker) record(bucket string, k, v []byte) {
 	if bad == nil && (w.verifyCRC || !ok) {
 		_, bad = decodeRecord(k, v)
 	}
-	if bad == nil && w.verifyCRC && w.decode {
-		if ms, err := metric.DecodeBatch(nil, v[recordHeaderLen:]); err != nil {
+	if bad == nil && w.decode {
+		ms, err := metric.DecodeBatch(nil, v[recordHeaderLen:])
+		switch {
+		case err != nil && w.verifyCRC:
 			bad = fmt.Errorf("batch %d: %w", s, err)
-		} else if len(ms) != m {
+		case err == nil && len(ms) != m && w.verifyCRC:
 			bad = fmt.Errorf("batch %d: header says %d metrics, payload holds %d", s, m, len(ms))
+		case err == nil:
+			r.noteTimes(ms)
 		}
 	}
 	if bad != nil {
@@ -324,6 +333,16 @@ func (w *walker) record(bucket string, k, v []byte) {
 		if len(r.badErrs) < 5 {
 			r.badErrs = append(r.badErrs, bad.Error())
 		}
+	}
+}
+
+func (r *fileReport) noteTimes(ms []metric.Metric) {
+	for _, m := range ms {
+		if !r.timesKnown {
+			r.oldestTS, r.newestTS, r.timesKnown = m.Timestamp, m.Timestamp, true
+			continue
+		}
+		r.oldestTS, r.newestTS = min(r.oldestTS, m.Timestamp), max(r.newestTS, m.Timestamp)
 	}
 }
 
