@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"slices"
@@ -31,6 +32,15 @@ func register(name, summary string, run func(ctx context.Context, args []string)
 	commands[name] = command{summary: summary, run: run}
 }
 
+// Exit statuses, the same for every subcommand (README: "Exit status").
+const (
+	exitOK       = 0
+	exitFailed   = 1 // the command ran and found a problem (corrupt file, broken contract, ...) or failed
+	exitUsage    = 2 // bad flags or arguments
+	exitInUse    = 3 // the file is locked by another process (a running agent)
+	exitNotFound = 4 // the named file does not exist
+)
+
 // exitError carries an exit status; its message, if any, is printed.
 type exitError struct {
 	code int
@@ -39,49 +49,112 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: falconet <command> [flags]\n\ncommands:\n")
+const exitCodesHelp = `exit status: 0 ok; 1 failed or found a problem; 2 usage error;
+3 file in use (locked by a running agent); 4 file not found.
+`
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: falconet <command> [flags]\n\ncommands:\n")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-12s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nfalconet <command> -h shows a command's flags; falconet -version the build.\n")
+	fmt.Fprintf(w, "\nfalconet help <command> (or falconet <command> -h) shows a command's flags;\nfalconet -version the build.\n\n%s", exitCodesHelp)
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h", "help":
+		return true
+	}
+	return false
+}
+
+// wantsHelp reports whether a subcommand's arguments ask for help before
+// any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a != "help" && isHelp(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseFlags parses args with fs and accepts flags after operands too
+// (`falconet buffer inspect FILE -json`); "--" ends the flags. It returns
+// the operands in order.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return operands, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(operands, rest...), nil
+		}
+		operands = append(operands, rest[0])
+		args = rest[1:]
+	}
 }
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		os.Exit(2)
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(exitUsage)
 	}
-	if os.Args[1] == "-version" || os.Args[1] == "--version" || os.Args[1] == "version" {
+	args := os.Args[1:]
+	if isHelp(args[0]) {
+		if len(args) == 1 {
+			usage(os.Stdout)
+			return
+		}
+		// falconet help CMD: CMD's own help.
+		args = []string{args[1], "-h"}
+	}
+	if args[0] == "-version" || args[0] == "--version" || args[0] == "version" {
 		fmt.Println(version.String("falconet"))
 		return
 	}
-	cmd, ok := commands[os.Args[1]]
+	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "falconet: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "falconet: unknown command %q\n\n", args[0])
+		usage(os.Stderr)
+		os.Exit(exitUsage)
+	}
+	if wantsHelp(args[1:]) {
+		// Asked-for help is output, not an error: the flag package and the
+		// commands print usage to os.Stderr, so point it at stdout
+		// (`falconet buffer -h | less`).
+		os.Stderr = os.Stdout
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cmd.run(ctx, os.Args[2:])
+	err := cmd.run(ctx, args[1:])
 	stop()
 	var ee exitError
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
+		os.Exit(exitOK)
 	case errors.As(err, &ee):
 		if ee.msg != "" {
-			fmt.Fprintf(os.Stderr, "falconet %s: %s\n", os.Args[1], ee.msg)
+			fmt.Fprintf(os.Stderr, "falconet %s: %s\n", args[0], ee.msg)
 		}
 		os.Exit(ee.code)
 	default:
-		fmt.Fprintf(os.Stderr, "falconet %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+		fmt.Fprintf(os.Stderr, "falconet %s: %v\n", args[0], err)
+		os.Exit(exitFailed)
 	}
 }
