@@ -14,7 +14,7 @@ STATICCHECK := $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env 
 # Where test-fault writes its log (the fault tests write their report and logs under $TMPDIR too).
 FAULT_TMP  := $(or $(TMPDIR),/tmp)
 
-.PHONY: help go-version tools build test test-short test-fault test-fault-soak bench demo lint tidy-check clean
+.PHONY: help go-version tools build test test-short test-fault test-fault-soak test-packages packages bench demo lint tidy-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -43,12 +43,27 @@ test: build ## everything CI runs: vet, staticcheck, unit and integration tests 
 	FALCONET_BIN_DIR=$(CURDIR)/bin $(GO) test $(TEST_FLAGS) ./...
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-fault; \
 	 else echo "test-fault: skipped, needs root for network namespaces (CI runs as root)"; fi
+	@$(MAKE) --no-print-directory test-packages
 
 test-short: go-version ## quick unit tests, no race detector (skips the demo run)
 	$(GO) test -short ./...
 
 test-fault: build ## network-namespace fault tests (root); log and report table in $TMPDIR (default /tmp): falconet-fault.log, falconet-fault-report.md
 	$(GO) test -tags fault -timeout 20m -count=1 -p 1 -v ./fault/... 2>&1 | tee $(FAULT_TMP)/falconet-fault.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|\||fault suite|report)|_test.go' ; exit $${PIPESTATUS[0]}
+
+test-packages: ## package tests (root): debs/rpms from .goreleaser.yaml installed, upgraded, removed, purged in a scratch root; rpm -qp; systemd-analyze verify
+	FALCONET_PACKAGE_TEST=1 $(GO) test -count=1 -v -timeout 15m ./packaging/
+
+# goreleaser when installed (go install github.com/goreleaser/goreleaser/v2@v2.15.1), otherwise the same
+# .goreleaser.yaml through nfpm (packaging/cmd/pkgbuild); a tagged clean HEAD gives a release version.
+packages: ## deb and rpm packages of every binary for amd64 and arm64 into dist/, from .goreleaser.yaml
+	@rm -rf dist
+	@if command -v goreleaser >/dev/null; then \
+	   if git describe --tags --exact-match --match 'v[0-9]*' >/dev/null 2>&1 && [ -z "$$(git status --porcelain --untracked-files=no)" ]; \
+	   then goreleaser release --clean --skip=publish; else goreleaser release --snapshot --clean --skip=publish; fi; \
+	 else echo "packages: goreleaser not installed, building .goreleaser.yaml's nfpms with nfpm"; \
+	   $(GO) run ./packaging/cmd/pkgbuild -config .goreleaser.yaml -dist dist; fi
+	@ls -l dist/*.deb dist/*.rpm
 
 SOAK ?= 10m
 test-fault-soak: build ## random fault sequences for SOAK (default 10m), contract checked after each (root; not in CI)
