@@ -30,6 +30,9 @@ type Config struct {
 	// OpenFalcon switches on Open-Falcon transfer compatibility and limits
 	// the unauthenticated inputs ([open_falcon]).
 	OpenFalcon OpenFalconConfig `toml:"open_falcon"`
+
+	// Update mirrors the agents' release feed ([update]).
+	Update UpdateConfig `toml:"update"`
 }
 
 // ListenConfig holds the listen addresses. Legacy or HTTP may be "" to
@@ -162,6 +165,7 @@ func DefaultConfig() Config {
 		Log:       LogConfig{Format: "text", Level: "info"},
 
 		OpenFalcon: DefaultOpenFalconConfig(),
+		Update:     DefaultUpdateConfig(),
 	}
 }
 
@@ -303,6 +307,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.OpenFalcon.validate(); err != nil {
+		return err
+	}
+	if err := c.Update.validate(c.Listen.HTTP); err != nil {
 		return err
 	}
 	switch strings.ToLower(c.Log.Format) {
