@@ -67,6 +67,8 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Out receives the status lines and the verdict.
 	Out io.Writer
+	// Secure runs every link with TLS and authentication (secure.go).
+	Secure bool
 }
 
 // DefaultConfig is the demo `falconet demo` runs without flags, with the
@@ -127,6 +129,7 @@ type Demo struct {
 	es       *check.ES
 	state    State
 	out      io.Writer
+	sec      *secure // nil unless Config.Secure
 }
 
 // New validates cfg and checks that the binaries exist.
@@ -177,16 +180,22 @@ func (d *Demo) Run(ctx context.Context) (check.Result, error) {
 func (d *Demo) start(ctx context.Context) error {
 	cfg := d.cfg
 	kafkaAddr, esAddr := d.addr(92), d.addr(200)
-	d.state = State{Started: time.Now().UTC(), Pid: os.Getpid(), Dir: cfg.Dir, ES: "http://" + esAddr, Kafka: kafkaAddr}
-	d.es = &check.ES{URL: d.state.ES}
+	if cfg.Secure {
+		var err error
+		if d.sec, err = newSecure(cfg.Dir); err != nil {
+			return fmt.Errorf("%w: -secure: %v", ErrStartup, err)
+		}
+	}
+	d.state = State{Started: time.Now().UTC(), Pid: os.Getpid(), Dir: cfg.Dir, ES: d.sec.scheme() + esAddr, Kafka: kafkaAddr}
+	d.es = &check.ES{URL: d.state.ES, Client: d.sec.esClient()}
 
-	fmt.Fprintf(d.out, "falconet demo: pipeline on loopback, working directory %s\n", cfg.Dir)
-	if _, err := d.spawn(Member{Name: "kafka", Role: "kafka", Addr: kafkaAddr},
-		cfg.Falconet, "dev-kafka", "-listen", kafkaAddr, "-data", filepath.Join(cfg.Dir, "kafka")); err != nil {
+	fmt.Fprintf(d.out, "falconet demo: pipeline on loopback, working directory %s\n%s", cfg.Dir, d.sec.describe())
+	if _, err := d.spawn(Member{Name: "kafka", Role: "kafka", Addr: kafkaAddr}, append([]string{
+		cfg.Falconet, "dev-kafka", "-listen", kafkaAddr, "-data", filepath.Join(cfg.Dir, "kafka")}, d.sec.kafkaArgs()...)...); err != nil {
 		return err
 	}
-	if _, err := d.spawn(Member{Name: "es", Role: "es", Addr: esAddr, HTTP: "http://" + esAddr},
-		cfg.Falconet, "dev-es", "-listen", esAddr, "-data", filepath.Join(cfg.Dir, "es")); err != nil {
+	if _, err := d.spawn(Member{Name: "es", Role: "es", Addr: esAddr, HTTP: d.sec.scheme() + esAddr}, append([]string{
+		cfg.Falconet, "dev-es", "-listen", esAddr, "-data", filepath.Join(cfg.Dir, "es")}, d.sec.esArgs()...)...); err != nil {
 		return err
 	}
 	if err := d.waitTCP(ctx, kafkaAddr, esAddr); err != nil {
@@ -203,7 +212,7 @@ http = %q
 [kafka]
 brokers = [%q]
 topic = "falconet-metrics"
-`, i+1, proto, legacy, httpAddr, kafkaAddr))
+%s`, i+1, proto, legacy, httpAddr, kafkaAddr, d.sec.relayTOML()))
 		if err != nil {
 			return err
 		}
@@ -228,7 +237,7 @@ urls = [%q]
 retention_days = 30
 # Production default is 30s; the demo's live counts want 1s.
 refresh_interval = "1s"
-`, saverHTTP, kafkaAddr, d.state.ES))
+%s`, saverHTTP, kafkaAddr, d.state.ES, d.sec.saverTOML()))
 	if err != nil {
 		return err
 	}
@@ -282,7 +291,7 @@ listen = %q
 path = %q
 [relay]
 addresses = [%s]
-%s`, name, name, httpAddr, filepath.Join(cfg.Dir, name, "buffer.db"), strings.Join(quoted, ", "), collectors))
+%s%s`, name, name, httpAddr, filepath.Join(cfg.Dir, name, "buffer.db"), strings.Join(quoted, ", "), d.sec.agentTOML(), collectors))
 	if err != nil {
 		return err
 	}

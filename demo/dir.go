@@ -23,6 +23,7 @@ const markerFile = ".falconet-demo"
 var KnownEntries = []string{
 	markerFile, "logs", "kafka", "es", "state.json", "state.json.tmp",
 	"relay[0-9]*.toml", "saver.toml", "agent[0-9]*", "agent[0-9]*.toml", "load-agent[0-9]*.log",
+	secureDir,
 }
 
 func known(name string) bool {

@@ -30,6 +30,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "pushes per second per synthetic agent")
 	fs.IntVar(&cfg.Series, "series", cfg.Series, "series per synthetic agent")
 	fs.DurationVar(&cfg.Every, "every", cfg.Every, "summary line interval")
+	fs.BoolVar(&cfg.Secure, "secure", false, "TLS and authentication on every link: agent→relay TLS + token, relay/saver→Kafka TLS + SCRAM-SHA-512, saver→ES HTTPS + API key")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
