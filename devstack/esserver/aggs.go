@@ -28,16 +28,17 @@ type aggSpec struct {
 	order       []aggOrder
 	missing     any
 	// date_histogram
-	fixed     time.Duration
-	calUnit   byte
-	tz        *time.Location
-	offset    time.Duration
-	format    *dateFormat
-	rawFormat string
-	boundsMin any
-	boundsMax any
-	subs      []*aggSpec
-	meta      map[string]any
+	fixed             time.Duration
+	calUnit           byte
+	tz                *time.Location
+	offset            time.Duration
+	format            *dateFormat
+	rawFormat         string
+	boundsMin         any
+	boundsMax         any
+	subs              []*aggSpec
+	meta              map[string]any
+	showDocCountError bool // terms: doc_count_error_upper_bound per bucket
 	// percentiles, extended_stats
 	percents []float64
 	keyed    *bool
@@ -195,9 +196,13 @@ func (a *aggSpec) parseBody(body map[string]any) *esError {
 				return errIllegalArgument("[size] must be greater than 0. Found [%v] in [%s]", v, a.name)
 			}
 			a.size = int(n)
-		case "shard_size", "execution_hint", "collect_mode", "show_term_doc_count_error", "precision_threshold", "keyed_response":
-			if k == "precision_threshold" && a.typ != "cardinality" {
+		case "shard_size", "execution_hint", "collect_mode", "show_term_doc_count_error", "precision_threshold":
+			// counts are exact in dev-es: these only tune ES's approximations
+			if (k == "precision_threshold") != (a.typ == "cardinality") {
 				return errParsing("[%s] unknown field [%s]", a.typ, k)
+			}
+			if k == "show_term_doc_count_error" {
+				a.showDocCountError, _ = v.(bool)
 			}
 		case "min_doc_count":
 			n, ok := toInt(v)
@@ -648,6 +653,9 @@ func (a *aggSpec) terms(docs []docRef, f *fieldMapping, now time.Time) (any, *es
 			}
 		}
 		o := map[string]any{"doc_count": b.n}
+		if a.showDocCountError {
+			o["doc_count_error_upper_bound"] = 0
+		}
 		a.keyJSON(b, f, o)
 		for k, v := range b.subs {
 			o[k] = v

@@ -317,23 +317,15 @@ func parseCompositeSource(name string, def any) (*compositeSource, *esError) {
 			}
 		}
 		switch kind {
-		case "terms":
-			src.spec = &aggSpec{name: name, typ: "terms"}
+		case "terms", "histogram":
+			src.spec = &aggSpec{name: name, typ: kind}
 			for k, v := range inner {
 				if k != "field" {
-					return nil, errParsing("[terms] unknown field [%s]", k)
+					return nil, errParsing("[%s] unknown field [%s]", kind, k)
 				}
 				src.spec.field, _ = v.(string)
 			}
-		case "histogram":
-			src.spec = &aggSpec{name: name, typ: "histogram"}
-			for k, v := range inner {
-				if k != "field" {
-					return nil, errParsing("[histogram] unknown field [%s]", k)
-				}
-				src.spec.field, _ = v.(string)
-			}
-			if src.interval == 0 {
+			if kind == "histogram" && src.interval == 0 {
 				return nil, errIllegalArgument("[interval] must be set for histogram aggregation [%s]", name)
 			}
 		case "date_histogram":

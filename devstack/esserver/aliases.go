@@ -340,7 +340,7 @@ func (s *Server) handleGetAlias(rq *request) *esError {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names, e := s.resolveIndices(indexExpr, resolveOpts{allowNoIndices: true, noAliases: true})
+	names, e := s.resolveIndices(indexExpr, resolveOpts{allowNoIndices: true, noAliases: true, closed: true, expand: map[string]bool{"open": true, "closed": true}})
 	if e != nil {
 		return e
 	}

@@ -22,6 +22,8 @@ type writeOp struct {
 	ifPrimary   *int64
 	version     *int64
 	versionType string
+	// requireAlias is require_alias: the target must be an alias
+	requireAlias *bool
 	// update
 	doc         map[string]any
 	upsert      map[string]any
@@ -324,6 +326,12 @@ func parseBulk(body []byte, defIndex string) ([]*writeOp, *esError) {
 				default:
 					return nil, errIllegalArgument("No version type match [%v]", v)
 				}
+			case "require_alias":
+				b, ok := v.(bool)
+				if !ok {
+					return nil, errIllegalArgument("Malformed action/metadata line [%d], [require_alias] must be a boolean", lineNo)
+				}
+				op.requireAlias = &b
 			case "pipeline":
 				return nil, errUnsupported("ingest pipelines")
 			case "_source":
@@ -484,6 +492,10 @@ func (s *Server) executeWrites(ops []*writeOp, policy refreshPolicy, injectRejec
 		s.mu.RLock()
 		ix := s.indices[op.index]
 		var aliasErr *esError
+		if op.requireAlias != nil && *op.requireAlias && len(s.aliasIndices(op.index)) == 0 {
+			aliasErr = errIndexNotFound(op.index)
+			aliasErr.Reason = fmt.Sprintf("[require_alias] request flag is [true] and [%s] is not an alias", op.index)
+		}
 		if ix == nil && len(s.aliasIndices(op.index)) > 0 {
 			ix, aliasErr = s.writeIndex(op.index)
 		}
@@ -565,6 +577,9 @@ func (s *Server) handleBulk(rq *request) *esError {
 	if e != nil {
 		return e
 	}
+	if e := requireAliasParam(rq, ops...); e != nil {
+		return e
+	}
 	if f := s.faults.Load().RejectRequestFraction; f > 0 && s.randFloat() < f {
 		return newErr(http.StatusTooManyRequests, "es_rejected_execution_exception",
 			"rejected execution of org.elasticsearch.transport.TransportService$4@1 on EsThreadPoolExecutor[name = %s/write, queue capacity = 10000, task = falconet dev-es fault]", nodeName)
@@ -639,6 +654,9 @@ func (s *Server) handleIndexDoc(rq *request) *esError {
 		return e
 	}
 	op := &writeOp{action: "index", index: rq.parts[0], source: rq.body}
+	if e := requireAliasParam(rq, op); e != nil {
+		return e
+	}
 	if rq.parts[1] == "_create" || rq.param("op_type") == "create" {
 		op.action = "create"
 	} else if ot := rq.param("op_type"); ot != "" && ot != "index" {
@@ -747,6 +765,9 @@ func (s *Server) handleUpdateDoc(rq *request) *esError {
 		return e
 	}
 	op := &writeOp{action: "update", index: rq.parts[0], id: rq.parts[2], detectNoop: true}
+	if e := requireAliasParam(rq, op); e != nil {
+		return e
+	}
 	if len(bytes.TrimSpace(rq.body)) == 0 {
 		return errValidation("script or doc is missing")
 	}
@@ -862,6 +883,24 @@ func seqNoParams(rq *request, op *writeOp) *esError {
 			} else {
 				op.ifPrimary = &n
 			}
+		}
+	}
+	return nil
+}
+
+// requireAliasParam applies the require_alias URL parameter to the ops
+// whose metadata does not set it.
+func requireAliasParam(rq *request, ops ...*writeOp) *esError {
+	if _, ok := rq.q["require_alias"]; !ok {
+		return nil
+	}
+	b, e := rq.boolParam("require_alias", false)
+	if e != nil {
+		return e
+	}
+	for _, op := range ops {
+		if op.requireAlias == nil {
+			op.requireAlias = &b
 		}
 	}
 	return nil

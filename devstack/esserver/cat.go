@@ -280,14 +280,7 @@ func (s *Server) handleCatHealth(rq *request) *esError {
 	if e != nil {
 		return e
 	}
-	status, prim, unassigned := "green", 0, 0
-	for _, ix := range list {
-		st, p, u := healthOf(ix)
-		if st == "yellow" {
-			status = st
-		}
-		prim, unassigned = prim+p, unassigned+u
-	}
+	status, prim, unassigned := clusterHealth(list)
 	pct := 100.0
 	if prim+unassigned > 0 {
 		pct = float64(prim) * 100 / float64(prim+unassigned)

@@ -63,6 +63,19 @@ func healthOf(ix *index) (status string, prim, unassigned int) {
 	return
 }
 
+// clusterHealth sums healthOf over indices.
+func clusterHealth(list []*index) (status string, prim, unassigned int) {
+	status = "green"
+	for _, ix := range list {
+		st, p, u := healthOf(ix)
+		if st == "yellow" {
+			status = st
+		}
+		prim, unassigned = prim+p, unassigned+u
+	}
+	return status, prim, unassigned
+}
+
 // healthIndices renders the "indices" section of cluster health for
 // level=indices|shards ("Cluster health API", level).
 func healthIndices(list []*index, shards bool) map[string]any {
@@ -617,16 +630,8 @@ func (s *Server) handleClusterStats(rq *request) *esError {
 	if e != nil {
 		return e
 	}
-	status := "green"
-	prim, total := 0, 0
-	for _, ix := range list {
-		st, p, u := healthOf(ix)
-		if st == "yellow" {
-			status = st
-		}
-		prim += p
-		total += p + u
-	}
+	status, prim, unassigned := clusterHealth(list)
+	total := prim + unassigned
 	repl := 0.0
 	if prim > 0 {
 		repl = float64(total-prim) / float64(prim)

@@ -737,13 +737,16 @@ func (s *Server) handleDeleteIndex(rq *request) *esError {
 	if e := rq.allow("timeout", "master_timeout", "ignore_unavailable", "allow_no_indices", "expand_wildcards"); e != nil {
 		return e
 	}
-	iu, _ := rq.boolParam("ignore_unavailable", false)
-	ani, _ := rq.boolParam("allow_no_indices", true)
+	// delete index expands wildcards to open and closed indices
+	o := resolveOpts{allowNoIndices: true, noAliases: true, closed: true, expand: map[string]bool{"open": true, "closed": true}}
+	if e := o.fromParams(rq); e != nil {
+		return e
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{ignoreUnavailable: iu, allowNoIndices: ani, noAliases: true})
+	names, e := s.resolveIndices(rq.parts[0], o)
 	if e != nil {
 		return e
 	}
@@ -764,7 +767,7 @@ func (s *Server) handleHeadIndex(rq *request) *esError {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{allowNoIndices: false})
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{closed: true, expand: map[string]bool{"open": true, "closed": true}})
 	return s.head(rq, e == nil && len(names) > 0)
 }
 
@@ -918,7 +921,7 @@ func (s *Server) handlePutMapping(rq *request) *esError {
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{})
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{closed: true})
 	if e != nil {
 		return e
 	}
@@ -979,7 +982,7 @@ func (s *Server) handlePutSettings(rq *request) *esError {
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{})
+	names, e := s.resolveIndices(rq.parts[0], resolveOpts{closed: true})
 	if e != nil {
 		return e
 	}
@@ -989,9 +992,21 @@ func (s *Server) handlePutSettings(rq *request) *esError {
 			static = append(static, k)
 		}
 	}
-	if len(static) > 0 {
+	for _, k := range []string{"index.number_of_shards", "index.number_of_routing_shards"} {
+		if _, ok := upd[k]; ok {
+			return errIllegalArgument("final index setting [%s], not updateable", k)
+		}
+	}
+	var open []string
+	for _, n := range names {
+		if !s.indices[n].closed {
+			open = append(open, n)
+		}
+	}
+	if len(static) > 0 && len(open) > 0 {
+		// static settings change only on closed indices
 		sort.Strings(static)
-		return errIllegalArgument("Can't update non dynamic settings [[%s]] for open indices [[%s]]", strings.Join(static, ", "), strings.Join(names, ", "))
+		return errIllegalArgument("Can't update non dynamic settings [[%s]] for open indices [[%s]]", strings.Join(static, ", "), strings.Join(open, ", "))
 	}
 	wb := &writeBatch{}
 	for _, n := range names {

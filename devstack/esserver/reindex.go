@@ -125,8 +125,16 @@ func (s *Server) handleReindex(rq *request) *esError {
 	if e != nil {
 		return e
 	}
+	var requireAlias *bool
+	if _, ok := rq.q["require_alias"]; ok {
+		b, e := rq.boolParam("require_alias", false)
+		if e != nil {
+			return e
+		}
+		requireAlias = &b
+	}
 	j.op = func(_ *index, d segDoc) *writeOp {
-		return &writeOp{action: opType, index: destIdx, id: d.id, source: d.source}
+		return &writeOp{action: opType, index: destIdx, id: d.id, source: d.source, requireAlias: requireAlias}
 	}
 	return s.asTask(rq, "indices:data/write/reindex", func() (int, map[string]any, *esError) { return s.runByQuery(j) })
 }

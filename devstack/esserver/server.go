@@ -640,14 +640,7 @@ func (s *Server) handleHealth(rq *request) *esError {
 		if e != nil {
 			return e
 		}
-		status, prim, unassigned := "green", 0, 0
-		for _, ix := range list {
-			st, p, u := healthOf(ix)
-			if st == "yellow" {
-				status = st
-			}
-			prim, unassigned = prim+p, unassigned+u
-		}
+		status, prim, unassigned := clusterHealth(list)
 		timedOut := want != "" && rank[status] > rank[want] || !nodesOK
 		switch {
 		case activeShards == "all":
