@@ -79,12 +79,8 @@ func Watch(dir string, logger *slog.Logger) error {
 			if cur.Stage == "buffer opened" {
 				reason = "no_ack"
 			}
-			_ = syscall.Kill(parent, syscall.SIGKILL)
-			deadline := time.Now().Add(10 * time.Second)
-			for os.Getppid() == parent && time.Now().Before(deadline) {
-				<-tick.C
-			}
 		}
+		// Record first: under systemd the kill ends this watcher too.
 		if _, err := st.update(func(s *State) error {
 			if s.Trial != nil && s.Trial.Version == t.Version {
 				s.Trial = nil
@@ -93,6 +89,13 @@ func Watch(dir string, logger *slog.Logger) error {
 			return nil
 		}); err != nil {
 			log.Error("cannot record the failed trial", "err", err)
+		}
+		if !gone {
+			_ = syscall.Kill(parent, syscall.SIGKILL)
+			deadline := time.Now().Add(10 * time.Second)
+			for os.Getppid() == parent && time.Now().Before(deadline) {
+				<-tick.C
+			}
 		}
 		log.Error("update rolled back: the new version failed its trial; marked bad on this host",
 			"version", t.Version, "reason", reason, "detail", detail)
