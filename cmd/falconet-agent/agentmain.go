@@ -17,6 +17,7 @@ import (
 	"github.com/falconet/falconet/agent"
 	"github.com/falconet/falconet/agent/sender"
 	"github.com/falconet/falconet/buffer"
+	"github.com/falconet/falconet/internal/cli"
 	"github.com/falconet/falconet/internal/confkit"
 	"github.com/falconet/falconet/internal/obs"
 	"github.com/falconet/falconet/internal/version"
@@ -58,7 +59,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 // ParseFlags reads the command line.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("falconet-agent", flag.ContinueOnError)
-	fs.SetOutput(m.stderr)
+	fs.SetOutput(cli.UsageOutput(args, m.stdout, m.stderr))
 	fs.StringVar(&m.ConfigPath, "config", agent.DefaultConfigPath, "configuration file (TOML)")
 	fs.BoolVar(&m.CheckConfig, "check-config", false, "validate the configuration, print the first problem, exit 1 if any")
 	fs.BoolVar(&m.ShowVersion, "version", false, "print the version and exit")
@@ -124,7 +125,11 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return exitError{code: 1, msg: err.Error()}
 		}
-		fmt.Fprintln(m.stdout, "ok")
+		if note != "" {
+			fmt.Fprintf(m.stdout, "ok (%s)\n", note) // as -test and the daemon say it
+		} else {
+			fmt.Fprintln(m.stdout, "ok")
+		}
 		return nil
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/falconet/falconet/internal/cli"
 	"github.com/falconet/falconet/internal/obs"
 	"github.com/falconet/falconet/internal/version"
 	"github.com/falconet/falconet/relay"
@@ -26,7 +27,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("falconet-relay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(cli.UsageOutput(args, stdout, stderr))
 	configPath := fs.String("config", "", "TOML configuration file (empty: built-in defaults)")
 	check := fs.Bool("check-config", false, "validate the configuration, print the first problem and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -55,7 +56,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stdout, "falconet-relay: configuration %s is valid\n", *configPath)
+		if *configPath == "" {
+			fmt.Fprintln(stdout, "falconet-relay: no -config given; running on the defaults, which are valid")
+		} else {
+			fmt.Fprintf(stdout, "falconet-relay: configuration %s is valid\n", *configPath)
+		}
 		return 0
 	}
 	logger, err := obs.NewLogger(stderr, cfg.Log.Format, cfg.Log.Level)

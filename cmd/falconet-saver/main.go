@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/falconet/falconet/internal/cli"
 	"github.com/falconet/falconet/internal/obs"
 	"github.com/falconet/falconet/internal/version"
 	"github.com/falconet/falconet/saver"
@@ -37,7 +38,7 @@ type Main struct {
 // ParseFlags reads the command line.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("falconet-saver", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	fs.SetOutput(cli.UsageOutput(args, m.Stdout, m.Stderr))
 	fs.StringVar(&m.ConfigPath, "config", "/etc/falconet/saver.toml", "configuration file (TOML)")
 	fs.BoolVar(&m.CheckConfig, "check-config", false, "validate the configuration, print the first problem and exit 1 if any")
 	fs.BoolVar(&m.Version, "version", false, "print the version and exit")

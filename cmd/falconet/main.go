@@ -15,6 +15,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/falconet/falconet/internal/cli"
 	"github.com/falconet/falconet/internal/version"
 )
 
@@ -75,20 +76,6 @@ func isHelp(arg string) bool {
 	return false
 }
 
-// wantsHelp reports whether a subcommand's arguments ask for help before
-// any "--".
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a != "help" && isHelp(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // parseFlags parses args with fs and accepts flags after operands too
 // (`falconet buffer inspect FILE -json`); "--" ends the flags. It returns
 // the operands in order.
@@ -134,7 +121,7 @@ func main() {
 		usage(os.Stderr)
 		os.Exit(exitUsage)
 	}
-	if wantsHelp(args[1:]) {
+	if cli.HelpRequested(args[1:]) {
 		// Asked-for help is output, not an error: the flag package and the
 		// commands print usage to os.Stderr, so point it at stdout
 		// (`falconet buffer -h | less`).
