@@ -273,3 +273,54 @@ func TestKcatReadsSecuredKafka(t *testing.T) {
 		t.Errorf("kcat with a wrong password succeeded:\n%s", out)
 	}
 }
+
+// TestKafkaSecurityConfigKeys: relay.toml's [kafka.sasl] and [kafka.tls]
+// are checked at load (what -check-config runs), errors name the key.
+func TestKafkaSecurityConfigKeys(t *testing.T) {
+	dir := t.TempDir()
+	certs, err := devcert.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("secret\n"), 0o600)
+	t.Setenv("FALCONET_TEST_KAFKA_PW", "secret")
+	for _, tc := range []struct{ toml, wantErr string }{
+		{"[kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"u\"\npassword_file = \"" + pw + "\"\n[kafka.tls]\nenabled = true\nca = \"" + certs.CA + "\"\n", ""},
+		{"[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword_env = \"FALCONET_TEST_KAFKA_PW\"\n", ""},
+		{"[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword_file = \"" + dir + "/missing\"\n", "relay.kafka.sasl.password_file: open"},
+		{"[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword_env = \"FALCONET_TEST_UNSET_PW\"\n", "relay.kafka.sasl.password_env: environment variable FALCONET_TEST_UNSET_PW is not set"},
+		{"[kafka.sasl]\nmechanism = \"SCRAM-SHA-1\"\nusername = \"u\"\npassword = \"p\"\n", "relay.kafka.sasl.mechanism"},
+		{"[kafka.sasl]\nmechanism = \"PLAIN\"\npassword = \"p\"\n", "relay.kafka.sasl.username: empty"},
+		{"[kafka.tls]\nca = \"" + certs.CA + "\"\n", "relay.kafka.tls.enabled: false while other relay.kafka.tls keys are set"},
+		{"[kafka.tls]\nenabled = true\nca = \"" + dir + "/nope.pem\"\n", "relay.kafka.tls.ca: open"},
+		{"[kafka.tls]\nenabled = true\ncert = \"" + certs.ClientCert + "\"\n", "relay.kafka.tls.key: empty while relay.kafka.tls.cert is set"},
+		{"[kafka.tls]\nenabled = true\ncert = \"" + certs.ClientCert + "\"\nkey = \"" + certs.ServerKey + "\"\n", "relay.kafka.tls.cert: tls: private key does not match"},
+		{"[kafka.tls]\nenabled = true\nverify = false\n", "verify"},
+	} {
+		path := filepath.Join(dir, "relay.toml")
+		os.WriteFile(path, []byte("[discovery]\nbind = \"\"\n"+tc.toml), 0o600)
+		_, err := relay.LoadConfig(path)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s\ngot err %v, want %q", tc.toml, err, tc.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
+
+// TestKafkaInsecureIsLoggedAndConnects: insecure = true connects although
+// the CA is unknown, and says so at start.
+func TestKafkaInsecureIsLoggedAndConnects(t *testing.T) {
+	k := devstack.StartSecureKafkaT(t, secureUsers, topic)
+	u := secureUsers[1]
+	cfg := secureConfig(k, u.Mechanism, u.User, u.Password)
+	cfg.Kafka.TLS.CA = ""
+	cfg.Kafka.TLS.Insecure = true
+	var logs logBuf
+	relaytest.Start(t, cfg, logs.logger())
+	if !strings.Contains(logs.String(), "kafka.tls.insecure is on") {
+		t.Errorf("no warning about insecure:\n%s", logs.String())
+	}
+}

@@ -254,3 +254,47 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestSecurityConfigKeys: saver.toml's credentials and TLS keys are checked
+// at load (what -check-config runs); errors name the key, never a secret.
+func TestSecurityConfigKeys(t *testing.T) {
+	dir := t.TempDir()
+	certs, err := devcert.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte("id:secret-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ toml, wantErr string }{
+		{"[elasticsearch]\nurls = [\"https://es:9200\"]\napi_key_file = \"" + key + "\"\n[elasticsearch.tls]\nca = \"" + certs.CA + "\"\nserver_name = \"es\"\n", ""},
+		{"[elasticsearch]\nurls = [\"https://es:9200\"]\nusername = \"elastic\"\npassword = \"secret-pw\"\n", ""},
+		{"[elasticsearch]\nurls = [\"https://es:9200\"]\npassword = \"secret-pw\"\n", "saver.elasticsearch.username: empty while a password is set"},
+		{"[elasticsearch]\nurls = [\"https://es:9200\"]\nusername = \"elastic\"\npassword = \"secret-pw\"\napi_key = \"id:secret-key\"\n", "saver.elasticsearch.api_key: set together with elasticsearch.username"},
+		{"[elasticsearch]\nurls = [\"https://es:9200\"]\napi_key = \"id:secret-key\"\napi_key_file = \"" + key + "\"\n", "saver.elasticsearch.api_key: set only one of"},
+		{"[elasticsearch]\nurls = [\"https://es:9200\"]\nusername = \"elastic\"\npassword_file = \"" + dir + "/none\"\n", "saver.elasticsearch.password_file: open"},
+		{"[elasticsearch]\nurls = [\"http://es:9200\"]\n[elasticsearch.tls]\nca = \"" + certs.CA + "\"\n", "saver.elasticsearch.tls: set, but no elasticsearch.urls entry is https://"},
+		{"[elasticsearch]\nurls = [\"https://es:9200\"]\n[elasticsearch.tls]\nca = \"" + key + "\"\n", "saver.elasticsearch.tls.ca: " + key + " holds no PEM certificate"},
+		{"[kafka.sasl]\nmechanism = \"SCRAM-SHA-256\"\nusername = \"u\"\n", "saver.kafka.sasl.password: empty"},
+		{"[kafka.tls]\nenabled = true\nkey = \"" + certs.ClientKey + "\"\n", "saver.kafka.tls.cert: empty while saver.kafka.tls.key is set"},
+	} {
+		path := filepath.Join(dir, "saver.toml")
+		if err := os.WriteFile(path, []byte(tc.toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadConfig(path)
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s\ngot err %v, want %q", tc.toml, err, tc.wantErr)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret-") {
+			t.Errorf("the error shows a secret: %v", err)
+		}
+	}
+	if got := encodeAPIKey("id:key"); got != "aWQ6a2V5" {
+		t.Errorf("encodeAPIKey(id:key) = %q, want base64 of it", got)
+	}
+	if got := encodeAPIKey("aWQ6a2V5"); got != "aWQ6a2V5" {
+		t.Errorf("an encoded key was changed: %q", got)
+	}
+}
