@@ -1,6 +1,8 @@
 package relay_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -323,4 +325,39 @@ func TestKafkaInsecureIsLoggedAndConnects(t *testing.T) {
 	if !strings.Contains(logs.String(), "kafka.tls.insecure is on") {
 		t.Errorf("no warning about insecure:\n%s", logs.String())
 	}
+}
+
+// TestKafkaMutualTLS: a broker that requires client certificates accepts the
+// relay with [kafka.tls] cert and key, and refuses it without.
+func TestKafkaMutualTLS(t *testing.T) {
+	certs, err := devcert.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := devstack.ServerTLS(certs.ServerCert, certs.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(certs.CA)
+	tc.ClientCAs = x509.NewCertPool()
+	tc.ClientCAs.AppendCertsFromPEM(caPEM)
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	u := secureUsers[0]
+	k, err := devstack.StartKafka(devstack.KafkaConfig{Listen: "127.0.0.1:0", TLS: tc, SASL: []devstack.SASLUser{u}, Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	cfg := secureConfig(&devstack.SecureKafka{Kafka: k, Certs: certs}, u.Mechanism, u.User, u.Password)
+	var logs logBuf
+	r := relaytest.StartUnready(t, cfg, logs.logger())
+	relaytest.WaitFor(t, 20*time.Second, "refusal without a client certificate logged", func() bool {
+		return strings.Contains(logs.String(), "cannot connect to kafka")
+	})
+	if err := r.Health(); err == nil {
+		t.Errorf("ready without a client certificate")
+	}
+	r.Stop()
+	cfg.Kafka.TLS.Cert, cfg.Kafka.TLS.Key = certs.ClientCert, certs.ClientKey
+	relaytest.Start(t, cfg, nil)
 }
