@@ -177,9 +177,11 @@ func TestShortRunWithRelayKill(t *testing.T) {
 	for _, want := range []string{
 		"status line: agents=healthy/started",
 		"*** fault: relay",
-		"*** fault: relay", // restarted
 		"every generated metric is in Elasticsearch exactly once",
-		"*** pipeline: the ",
+		// What the pipeline did: the failover line, or (on a machine so
+		// loaded that no sample caught the failover before the restart) the
+		// line about the restarted relay.
+		"*** pipeline: ",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output: no line containing %q\noutput:\n%s", want, text)
