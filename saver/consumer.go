@@ -150,7 +150,12 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 // route decodes a record and sends it to the writer or the dead-letter
 // topic; false when ctx ended first.
 func (s *Saver) route(ctx context.Context, rec *record) bool {
-	m, reason, err := decodeRecord(rec.value, s.now(), s.cfg.FutureSkew.D(), s.cfg.Elasticsearch.RetentionDays)
+	now := s.now()
+	m, reason, err := decodeRecord(rec.value, now, s.cfg.FutureSkew.D(), s.cfg.Elasticsearch.RetentionDays)
+	if reason == ReasonFuture {
+		s.m.futureSkew.Set(m.Time().Sub(now).Seconds())
+		s.future.note(s.logger, &m, now, s.cfg.FutureSkew.D())
+	}
 	if err == nil {
 		rec.lines, rec.docOff, err = appendBulkItem(make([]byte, 0, 256+len(rec.value)*2), s.cfg.Elasticsearch.OpType, &m)
 		if err != nil {

@@ -318,6 +318,13 @@ func TestSaverEndToEnd(t *testing.T) {
 	if got := rs.counter(rs.s.m.duplicates); got != 2 {
 		t.Errorf("duplicates (409 on create) = %v, want 2", got)
 	}
+	if got := rs.counter(rs.s.m.deadLetters.WithLabelValues(ReasonFuture)); got != 1 {
+		t.Errorf(`dead_letters_total{reason="future"} = %v, want 1`, got)
+	}
+	// The metric is an hour ahead: the gauge says so (the run took seconds).
+	if got := rs.counter(rs.s.m.futureSkew); got < 3500 || got > 3600 {
+		t.Errorf("future_skew_seconds = %v, want about 3600", got)
+	}
 	// The template shaped the index: timestamp is a date.
 	// (GetMappingService asks for "/index/_mapping/", which dev-es
 	// refuses; ES accepts the trailing slash. Ask without it.)

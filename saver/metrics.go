@@ -19,6 +19,7 @@ type metrics struct {
 	rollupWins  prometheus.Counter
 	rollupDocs  prometheus.Counter
 	rollupLate  prometheus.Counter
+	futureSkew  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -55,10 +56,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Rollup documents written."}),
 		rollupLate: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_saver_rollup_late_retriggers_total",
 			Help: "Rollup windows recomputed because late data arrived."}),
+		futureSkew: prometheus.NewGauge(prometheus.GaugeOpts{Name: "falconet_saver_future_skew_seconds",
+			Help: "How far ahead of the saver's clock the last metric refused as too far in the future was (see the log for its endpoint)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.consumed, m.stored, m.duplicates, m.deadLetters, m.bulks, m.itemRetries, m.bulkSeconds,
-			m.inflight, m.esUp, m.commits, m.kafkaErrors, m.dlqUp, m.retention, m.rollupWins, m.rollupDocs, m.rollupLate)
+			m.inflight, m.esUp, m.commits, m.kafkaErrors, m.dlqUp, m.retention, m.rollupWins, m.rollupDocs, m.rollupLate, m.futureSkew)
 	}
 	return m
 }

@@ -54,6 +54,7 @@ type Saver struct {
 	dlqLogMu         sync.Mutex
 	dlqLogAt         time.Time
 	dlqLogSuppressed int
+	future           futureLog // metrics refused as too far in the future (future.go)
 }
 
 // Option adjusts a Saver (tests).
