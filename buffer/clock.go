@@ -35,19 +35,21 @@ func (q *Queue) wall() time.Time {
 	return time.Now()
 }
 
-// observeClock notes a wall-clock step since the last call. lastSeq is the
-// last sequence stamped before now. Commit loop only; takes q.mu.
-func (q *Queue) observeClock(lastSeq uint64) {
+// observeClock notes a wall-clock step since the last call and returns the
+// wall time (ns) it read: stamp the batches after lastSeq with it, so a step
+// can never fall between the check and the stamp. lastSeq is the last
+// sequence stamped before now. Commit loop only; takes q.mu.
+func (q *Queue) observeClock(lastSeq uint64) int64 {
 	wall := q.wall().UnixNano()
 	mono := time.Now()
 	if q.clockRefMono.IsZero() {
 		q.clockRefWall, q.clockRefMono = wall, mono
-		return
+		return wall
 	}
 	drift := (wall - q.clockRefWall) - int64(mono.Sub(q.clockRefMono))
 	q.clockRefWall, q.clockRefMono = wall, mono
 	if drift > -int64(clockStepMin) && drift < int64(clockStepMin) {
-		return
+		return wall
 	}
 	q.mu.Lock()
 	q.clockSteps = append(q.clockSteps, clockStep{upTo: lastSeq, delta: drift})
@@ -61,6 +63,7 @@ func (q *Queue) observeClock(lastSeq uint64) {
 	}
 	q.logger.Warn("buffer: the wall clock stepped; append times of stored batches are read in the new frame",
 		"step", time.Duration(drift).Round(time.Millisecond), "before_seq", lastSeq+1)
+	return wall
 }
 
 // appendedAt is batch seq's append time (stamp, ns) in the current clock's

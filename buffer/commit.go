@@ -98,11 +98,11 @@ func (q *Queue) housekeeping() {
 	q.mu.Lock()
 	last := q.lastSeq
 	q.mu.Unlock()
-	q.observeClock(last)
+	wallNow := q.observeClock(last)
 	q.mu.Lock()
 	memWaiting := len(q.mem) > 0
 	q.mu.Unlock()
-	if memWaiting || q.oldestTooOld() {
+	if memWaiting || q.oldestTooOld(wallNow) {
 		q.commitOnce(true)
 	}
 	q.logDrops(false)
@@ -125,10 +125,10 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		return 0
 	}
 	var addBytes int64
-	if len(reqs) > 0 {
-		q.observeClock(seq) // a step now falls between seq and the batches below
-	}
-	stamp := q.wall().UnixNano()
+	// One wall reading for the step check, the stamps and max_age: a step
+	// then falls between seq and the batches below, never inside this commit.
+	wallNow := q.observeClock(seq)
+	stamp := wallNow
 	for _, r := range reqs {
 		seq++
 		r.seq = seq
@@ -185,7 +185,7 @@ func (q *Queue) commitOnce(force bool) (appended int) {
 		var cutoff int64
 		var steps []clockStep
 		if q.cfg.MaxAge > 0 {
-			cutoff = q.wall().Add(-q.cfg.MaxAge).UnixNano()
+			cutoff = wallNow - int64(q.cfg.MaxAge)
 			steps = q.clockStepsNow()
 		}
 		c := b.Cursor()
@@ -507,7 +507,7 @@ func (q *Queue) recoverInPlace(cause error) {
 }
 
 // oldestTooOld reports whether the oldest stored batch is past max_age.
-func (q *Queue) oldestTooOld() bool {
+func (q *Queue) oldestTooOld(wallNow int64) bool {
 	if q.cfg.MaxAge <= 0 {
 		return false
 	}
@@ -517,7 +517,7 @@ func (q *Queue) oldestTooOld() bool {
 		if k, v := tx.Bucket(bucketBatches).Cursor().First(); k != nil {
 			_, appended, err := decodeRecordHeader(v)
 			s, _ := keySeq(k)
-			old = err == nil && q.wall().Sub(time.Unix(0, inFrame(steps, s, appended))) > q.cfg.MaxAge
+			old = err == nil && time.Duration(wallNow-inFrame(steps, s, appended)) > q.cfg.MaxAge
 		}
 		return nil
 	})
