@@ -37,10 +37,24 @@
 //     becomes an error, the commit loop salvages, in-flight batches stay in
 //     flight. A batch whose checksum fails is moved to the quarantine bucket,
 //     counted (falconet_buffer_quarantined_batches_total), and skipped.
+//   - Both meta pages are checked: one that fails its checksum, or two that
+//     disagree (page size; txids not adjacent or not on page txid%2), is damage,
+//     because bbolt would silently open the older one and forget the last commit.
+//     The salvage then takes the older tree plus every CRC-valid record on disk
+//     newer than anything in it. Salvages are counted (falconet_buffer_salvages_total).
+//   - Wall-clock steps: append times are wall time; the queue checks the wall clock
+//     against the monotonic one at every commit and every second, and reads the
+//     append times of batches stored before a step (more than 2 s) shifted by it, so
+//     live-first and MaxAge see true ages (falconet_buffer_clock_steps_total).
+//     Steps are kept in memory: one that happened while the agent was stopped is
+//     not seen.
 //   - Compaction: when free pages pass CompactFreeBytes and CompactFreeRatio of the
 //     file, the commit loop copies the records into PATH.compact and renames it over
 //     the file. Appends wait meanwhile; a copy that passes CompactTimeout is
 //     abandoned and the old file kept. Nothing acked or unacked is lost either way.
+//     Once a backlog has drained (at most 4 MiB of records left, at least 1 MiB and
+//     CompactFreeRatio of the file free) the file is compacted back to about its
+//     idle size regardless of CompactFreeBytes, at most once a minute.
 //   - Open waits at most LockTimeout for bbolt's file lock, then fails with ErrLocked:
 //     the operator's tools refuse clearly while the agent runs.
 //
