@@ -155,9 +155,12 @@ func (s *Server) ofConvert(items []metric.OpenFalconItem, bad []metric.ItemError
 	if len(bad) > 0 {
 		firstBad = bad[0]
 	}
-	skip := make(map[int]bool, len(bad))
-	for _, b := range bad {
-		skip[b.Index] = true
+	var skip map[int]bool
+	if len(bad) > 0 {
+		skip = make(map[int]bool, len(bad))
+		for _, b := range bad {
+			skip[b.Index] = true
+		}
 	}
 	fixed := 0
 	for i := range items {

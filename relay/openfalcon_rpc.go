@@ -187,6 +187,14 @@ func (rc *rpcConn) readLoop(br *bufio.Reader) string {
 func (rc *rpcConn) call(obj []byte) string {
 	s := rc.srv
 	start := time.Now()
+	// Fast path, the shape falcon-agent sends: one pass over the call.
+	var fast rpcUpdateRequest
+	if json.Unmarshal(obj, &fast) == nil && fast.Method == "Transfer.Update" && len(fast.Params) > 0 {
+		rc.mu.Lock()
+		rc.inflight++
+		rc.mu.Unlock()
+		return rc.update(fast.ID, fast.Params[0], nil, start)
+	}
 	req, err := parseRPCRequest(obj)
 	if err != nil {
 		// As net/rpc's server: a message that is not a request ends the
@@ -212,15 +220,20 @@ func (rc *rpcConn) call(obj []byte) string {
 		rc.answer(req.ID, nil, "falconet relay: "+err.Error())
 		return ""
 	}
+	return rc.update(req.ID, items, bad, start)
+}
+
+// update converts, produces and answers one Transfer.Update call.
+func (rc *rpcConn) update(id json.RawMessage, items []metric.OpenFalconItem, bad []metric.ItemError, start time.Time) string {
+	s := rc.srv
 	valid, invalid := s.ofConvert(items, bad, "openfalcon_rpc", rc.peer)
 	resp := transferResponse{Message: "ok", Total: len(items), Invalid: invalid}
 	if len(valid) == 0 {
 		resp.Latency = time.Since(start).Milliseconds()
-		rc.answer(req.ID, resp.json(), "")
+		rc.answer(id, resp.json(), "")
 		return ""
 	}
-	id := req.ID
-	err = s.ofProduce(rc.ctx, rc.budget, valid, "openfalcon_rpc", func(err error) {
+	err := s.ofProduce(rc.ctx, rc.budget, valid, "openfalcon_rpc", func(err error) {
 		if err != nil {
 			rc.answer(id, nil, "falconet relay: kafka did not take the metrics: "+err.Error())
 			return
@@ -348,6 +361,14 @@ func appendRPCResponse(b []byte, id json.RawMessage, result []byte, errMsg strin
 		b = append(b, `,"error":null`...)
 	}
 	return append(b, '}', '\n')
+}
+
+// rpcUpdateRequest is a well-formed Transfer.Update call, decoded in one
+// pass; anything else takes parseRPCRequest's slower, per-item path.
+type rpcUpdateRequest struct {
+	Method string                    `json:"method"`
+	Params [][]metric.OpenFalconItem `json:"params"`
+	ID     json.RawMessage           `json:"id"`
 }
 
 type rpcRequest struct {
