@@ -4,6 +4,12 @@
 // `falconet dev-kafka` and `falconet dev-es`, and started in-process by tests
 // with StartKafka and StartES.
 //
+// Both can play secured production clusters: the broker speaks TLS and
+// requires SASL users (KafkaConfig.TLS, KafkaConfig.SASL; kafkasasl.go makes
+// it answer as Kafka does), dev-es serves HTTPS and requires basic auth or an
+// API key (ESConfig.TLS, ESConfig.Auth). devcert makes the throw-away CA and
+// certificates.
+//
 // Production never uses this package: relays and savers point at real
 // clusters.
 package devstack

@@ -23,6 +23,11 @@
 //     sends Drain to every agent, waits (limits.shutdown_timeout) until their
 //     in-flight batches were answered and they left, then flushes the
 //     producer. Close stops at once; unanswered batches are resent by agents.
+//   - Kafka is reached over TLS and SASL (PLAIN, SCRAM-SHA-256/512) when
+//     [kafka.tls] and [kafka.sasl] say so (kafkasec.go). A refused
+//     connection keeps /healthz 503 with what to check (the key named); the
+//     topic is checked at start and SetupTopics creates it
+//     (falconet kafka-setup). Secrets are never logged.
 //
 // # What it does not do
 //

@@ -50,6 +50,16 @@
 // dead-lettered. Any other whole-request failure is retried forever with
 // back-off rather than dropped.
 //
+// # Secured clusters
+//
+// Kafka over TLS and SASL ([kafka.tls], [kafka.sasl], as in relay.toml) and
+// Elasticsearch over HTTPS with basic auth or an API key
+// ([elasticsearch] credentials, [elasticsearch.tls]); secrets inline, from
+// a file or an environment variable, never logged (security.go). Run
+// connects to Kafka and retries; until it is connected, and while
+// Elasticsearch refuses the credentials or the TLS does not verify, Health
+// says why.
+//
 // # Shutdown
 //
 // When Run's context ends the saver stops fetching, gives in-flight records
