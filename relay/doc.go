@@ -4,6 +4,13 @@
 // metric to Kafka (key = series key, value = canonical JSON) with sarama's
 // async producer, acks=all.
 //
+// With [open_falcon] enabled it is also a drop-in for Open-Falcon's transfer:
+// JSON-RPC Transfer.Update on the protocol port (told apart from the
+// falconet protocol by the first byte a client sends: '{' against "FN" or a
+// TLS ClientHello), "update" lines on the legacy port, and POST /api/push on
+// the HTTP port, with Open-Falcon's answers and validation (mapped onto
+// metric.Validate; see metric.OpenFalconItem).
+//
 // # Guarantees
 //
 //   - A batch is acked OK only after Kafka acked every record of it. A record
@@ -19,6 +26,14 @@
 //   - /healthz is 503 while Kafka is unreachable or failing, while the budget
 //     is 90 % used, or while draining; in that state new agents are refused
 //     with RejectBusy (go elsewhere).
+//   - An Open-Falcon call or push is answered "ok" only after Kafka acked
+//     every valid item of it; when Kafka is known to be unreachable or
+//     failing it is answered an error at once, and nothing of it is produced.
+//     Its items, answered or not, are bounded by the same in-flight budgets,
+//     and its connections by limits.max_connections.
+//   - The unauthenticated inputs (the legacy port, JSON-RPC, /api/push)
+//     accept loopback and open_falcon.allow only; refusals are counted
+//     (falconet_relay_unauthenticated_refused_total) and logged, rate-limited.
 //   - Run's graceful exit (ctx cancelled, e.g. SIGTERM) stops accepting,
 //     sends Drain to every agent, waits (limits.shutdown_timeout) until their
 //     in-flight batches were answered and they left, then flushes the
@@ -33,7 +48,10 @@
 //
 // It does not deduplicate: a resent batch is produced again; the saver's
 // document ids make that harmless. The legacy port has no acknowledgements,
-// so what a legacy client sent while Kafka was failing is lost (counted). The
+// so what a legacy client sent while Kafka was failing is lost (counted); an
+// Open-Falcon agent drops a batch answered with an error, as it always did.
+// It keeps no per-series state, so Open-Falcon COUNTER values are stored raw,
+// not turned into rates. The
 // [discovery] keys are parsed and validated only; gossip comes later, and
 // SetRedirect is where it will supply alternative relays.
 package relay
