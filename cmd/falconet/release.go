@@ -138,6 +138,9 @@ func runRelease(ctx context.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprint(os.Stderr, releaseUsage)
+	if isHelp(verb) {
+		return flag.ErrHelp // help asked for: main exits 0, the usage went to stdout
+	}
 	return exitError{code: 2, msg: fmt.Sprintf("unknown verb %q", verb)}
 }
 
