@@ -789,10 +789,10 @@ func (s *Server) handleUpdateDoc(rq *request) *esError {
 }
 
 func (s *Server) handleGetDoc(rq *request) *esError {
-	if e := rq.allow("realtime", "refresh", "routing", "preference", "_source", "_source_includes", "_source_excludes", "version", "version_type"); e != nil {
+	if e := rq.allow("realtime", "refresh", "routing", "preference", "_source", "_source_includes", "_source_excludes", "version", "version_type", "stored_fields"); e != nil {
 		return e
 	}
-	if e := refuseParams(rq, "version", "version_type"); e != nil {
+	if e := refuseParams(rq, "version", "version_type", "stored_fields"); e != nil {
 		return e
 	}
 	ix, e := s.docIndex(rq.parts[0])

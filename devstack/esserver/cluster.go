@@ -254,13 +254,17 @@ func (s *Server) handleNodes(rq *request) *esError {
 			want[m] = true
 		}
 	}
+	flat, e := rq.boolParam("flat_settings", false)
+	if e != nil {
+		return e
+	}
 	host, addr := s.publishAddr(rq)
 	node := s.nodeBase(rq)
 	node["version"], node["build_flavor"], node["build_type"] = Version, "default", "tar"
 	node["build_hash"] = "bee86328705acaa9a6daede7140defd4d9ec56bd"
 	mc := s.machine()
 	sections := map[string]any{
-		"settings":  map[string]any{"cluster": map[string]any{"name": clusterName}, "node": map[string]any{"name": nodeName}, "http": map[string]any{"type": "dev-es"}},
+		"settings":  renderSettings(map[string]string{"cluster.name": clusterName, "node.name": nodeName, "http.type": "dev-es"}, flat),
 		"os":        map[string]any{"refresh_interval_in_millis": 1000, "name": "Linux", "pretty_name": "Linux", "arch": runtime.GOARCH, "available_processors": mc.cpus, "allocated_processors": mc.cpus},
 		"process":   map[string]any{"refresh_interval_in_millis": 1000, "id": os.Getpid(), "mlockall": false},
 		"transport": map[string]any{"bound_address": []string{host + ":9300"}, "publish_address": host + ":9300", "profiles": map[string]any{}},

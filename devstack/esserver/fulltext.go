@@ -452,6 +452,9 @@ func lexQueryString(s string) ([]qsTok, *esError) {
 				b.WriteRune(rs[j])
 				j++
 			}
+			if j == i {
+				return nil, bad("Encountered \"%c\" where a term was expected", rs[i])
+			}
 			w := b.String()
 			switch {
 			case w == "AND":
@@ -535,12 +538,12 @@ func (p *qsParser) peek() byte {
 }
 
 // expr parses a sequence of clauses joined by AND, OR or nothing (the
-// default operator) up to ")" or the end. "+x" (required) and "-x"/"NOT x"
-// (prohibited) work as in Lucene when no explicit AND/OR is used.
+// default operator) up to ")" or the end. As in Lucene, a prohibited clause
+// ("-x", "NOT x") excludes from the whole level, and "+x" (required) makes
+// the plain clauses of its level optional.
 func (p *qsParser) expr() (query, *esError) {
-	var groups []query // OR of AND runs
-	var cur, mustNot []query
-	var plus, pos, neg []query
+	var groups []query // OR of AND runs of positive clauses
+	var cur, plus, pos, neg []query
 	sawAnd, sawOr, explicitOp := false, false, false
 	first := true
 	for {
@@ -548,9 +551,9 @@ func (p *qsParser) expr() (query, *esError) {
 		if k == 0 || k == ')' {
 			break
 		}
-		op := byte(0)
+		op, explicit := byte(0), false
 		if !first && (k == 'A' || k == 'O') {
-			op = k
+			op, explicit = k, true
 			explicitOp = true
 			p.pos++
 		}
@@ -573,27 +576,31 @@ func (p *qsParser) expr() (query, *esError) {
 				op = 'A'
 			}
 		}
+		first = false
+		switch {
+		case isPlus:
+			plus = append(plus, c)
+			continue
+		case isNeg:
+			// the operator before a prohibited clause only matters when
+			// written: "a AND NOT b OR c" is read differently by Lucene
+			neg = append(neg, c)
+			sawAnd = sawAnd || explicit && op == 'A'
+			sawOr = sawOr || explicit && op == 'O'
+			continue
+		}
 		switch op {
 		case 'A':
 			sawAnd = true
 		case 'O':
 			sawOr = true
-			if len(cur) > 0 || len(mustNot) > 0 {
-				groups = append(groups, andGroup(cur, mustNot))
+			if len(cur) > 0 {
+				groups = append(groups, andGroup(cur))
 			}
-			cur, mustNot = nil, nil
+			cur = nil
 		}
-		switch {
-		case isPlus:
-			plus = append(plus, c)
-		case isNeg:
-			mustNot = append(mustNot, c)
-			neg = append(neg, c)
-		default:
-			cur = append(cur, c)
-			pos = append(pos, c)
-		}
-		first = false
+		cur = append(cur, c)
+		pos = append(pos, c)
 	}
 	if first {
 		return nil, p.bad("empty clause")
@@ -607,23 +614,33 @@ func (p *qsParser) expr() (query, *esError) {
 	if sawAnd && sawOr {
 		return nil, errUnsupported("query strings that mix AND and OR without parentheses ([%s]); add parentheses", p.src)
 	}
-	groups = append(groups, andGroup(cur, mustNot))
-	if len(groups) == 1 {
-		return groups[0], nil
+	if len(cur) > 0 {
+		groups = append(groups, andGroup(cur))
 	}
-	return boolQ{should: groups}, nil
+	var core query = matchAllQ{boost: 1}
+	switch len(groups) {
+	case 0:
+	case 1:
+		core = groups[0]
+	default:
+		core = boolQ{should: groups}
+	}
+	if len(neg) == 0 {
+		return core, nil
+	}
+	if b, ok := core.(boolQ); ok && len(b.should) == 0 && len(b.mustNot) == 0 {
+		b.mustNot = neg
+		return b, nil
+	}
+	return boolQ{must: []query{core}, mustNot: neg}, nil
 }
 
-// andGroup combines the clauses of one AND run (a lone negation means
-// everything except it, as Lucene's pure negative query in ES).
-func andGroup(must, mustNot []query) query {
-	if len(must) == 1 && len(mustNot) == 0 {
+// andGroup combines the clauses of one AND run.
+func andGroup(must []query) query {
+	if len(must) == 1 {
 		return must[0]
 	}
-	if len(must) == 0 {
-		must = []query{matchAllQ{boost: 1}}
-	}
-	return boolQ{must: must, mustNot: mustNot}
+	return boolQ{must: must}
 }
 
 // clause is one term: [field:](word | "phrase" | range | (expr) | >v).

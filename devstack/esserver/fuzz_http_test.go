@@ -47,6 +47,12 @@ func FuzzSearchBody(f *testing.F) {
 		`{"sort":["k"],"search_after":["b"],"query":{"prefix":{"k":"b"}}}`,
 		`{"query":{"term":{"t":"hello"}}}`,
 		`{"query":{"range":{"x":{"from":0,"to":2,"include_upper":false}}}}`,
+		`{"query":{"match":{"t":{"query":"hello world","operator":"and"}}},"stored_fields":["*"],"docvalue_fields":["k",{"field":"d","format":"epoch_millis"}],"fields":["n"]}`,
+		`{"query":{"query_string":{"query":"k:a OR (n:[1 TO 3} AND -x:>0) OR _exists_:o"}}}`,
+		`{"query":{"multi_match":{"query":"a 2","fields":["k","n^2"],"lenient":true}}}`,
+		`{"size":0,"aggs":{"s":{"stats":{"field":"n"}},"e":{"extended_stats":{"field":"x","sigma":1}},"p":{"percentiles":{"field":"d","keyed":false}},"h":{"top_hits":{"size":1,"sort":["n"]}}}}`,
+		`{"size":0,"aggs":{"c":{"composite":{"size":1,"sources":[{"k":{"terms":{"field":"k","missing_bucket":true}}},{"d":{"date_histogram":{"field":"d","calendar_interval":"1d"}}},{"n":{"histogram":{"field":"n","interval":2}}}],"after":{"k":"a","d":0,"n":0}},"aggs":{"m":{"min":{"field":"x"}}}}}}`,
+		`{"size":0,"aggs":{"t":{"terms":{"field":"k","min_doc_count":0,"show_term_doc_count_error":true}}}}`,
 	}
 	for _, s := range seeds {
 		f.Add(s, uint8(0))

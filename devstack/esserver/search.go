@@ -415,12 +415,19 @@ func parseSearchBody(body map[string]any, count bool) (*searchReq, *esError) {
 				return nil, errParsing("[aggs] must be an object")
 			}
 			sr.aggs, e = parseAggs(obj)
-		case "version":
-			sr.version, _ = v.(bool)
-		case "seq_no_primary_term":
-			sr.seqNo, _ = v.(bool)
-		case "track_scores":
-			sr.trackScores, _ = v.(bool)
+		case "version", "seq_no_primary_term", "track_scores":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, errParsing("[%s] must be a boolean, got [%v]", k, v)
+			}
+			switch k {
+			case "version":
+				sr.version = b
+			case "seq_no_primary_term":
+				sr.seqNo = b
+			default:
+				sr.trackScores = b
+			}
 		case "search_after":
 			arr, ok := v.([]any)
 			if !ok || len(arr) == 0 {
@@ -533,7 +540,9 @@ func (s *Server) parseSearchRequest(rq *request, count bool) (*searchReq, *esErr
 		sr.sort = parseSortParam(v)
 	}
 	if _, ok := rq.q["_source"]; ok || rq.param("_source_includes") != "" || rq.param("_source_excludes") != "" {
-		sr.source, _ = sourceFilterFromParams(rq)
+		if sr.source, e = sourceFilterFromParams(rq); e != nil {
+			return nil, e
+		}
 	}
 	if v := rq.param("track_total_hits"); v != "" {
 		switch v {
