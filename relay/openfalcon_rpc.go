@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/falconet/falconet/metric"
@@ -64,6 +65,16 @@ func (c *sniffedConn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// SyscallConn exposes the socket, so socket options set through the
+// wrapper (TCP_USER_TIMEOUT, wire.SetUserTimeout) reach it.
+func (c *sniffedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("relay: connection has no socket")
+	}
+	return sc.SyscallConn()
 }
 
 // rpcHandle is what the server's shutdown sees of a JSON-RPC connection: its
