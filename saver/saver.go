@@ -33,10 +33,8 @@ type Saver struct {
 	producer sarama.SyncProducer
 	group    sarama.ConsumerGroup
 	sc       *sarama.Config
-	// kafkaErr is why the saver is not connected to Kafka (nil once it
-	// is); esSecErr is Elasticsearch refusing the credentials or TLS.
+	// kafkaErr is why the saver is not connected to Kafka (nil once it is).
 	kafkaErr atomic.Pointer[string]
-	esSecErr atomic.Pointer[string]
 
 	// hardCtx ends when the shutdown budget is spent: bulks and dead
 	// letters in flight are abandoned (their offsets stay uncommitted).
@@ -274,9 +272,6 @@ func (s *Saver) Close() error {
 // or the dead-letter topic failing for more than a minute.
 func (s *Saver) Health() error {
 	if e := s.kafkaErr.Load(); e != nil {
-		return errors.New(*e)
-	}
-	if e := s.esSecErr.Load(); e != nil {
 		return errors.New(*e)
 	}
 	if err := s.writer.health(time.Minute); err != nil {

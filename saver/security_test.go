@@ -298,3 +298,66 @@ func TestSecurityConfigKeys(t *testing.T) {
 		t.Errorf("an encoded key was changed: %q", got)
 	}
 }
+
+// TestESCredentialsRefusedMidRun: Elasticsearch starts refusing the saver's
+// API key while it runs; /healthz says so at once (no grace), and when the
+// key is accepted again the records held meanwhile are stored without a
+// restart.
+func TestESCredentialsRefusedMidRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	k := devstack.StartSecureKafkaT(t, saverUsers, testTopic, testDLQ)
+	certs, err := devcert.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startES := func(addr, key string) *devstack.ES {
+		tc, err := devstack.ServerTLS(certs.ServerCert, certs.ServerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := devstack.StartESServer(devstack.ESConfig{Listen: addr, Memory: true, TLS: tc,
+			Auth: &esserver.Auth{APIKeys: map[string]string{esKeyID: key}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = es.Close() })
+		return es
+	}
+	es := startES("127.0.0.1:0", esKey)
+	cfg := secureSaverConfig(k, es.URL(), certs.CA, saverUsers[0])
+	cfg.Elasticsearch.APIKey = esKeyID + ":" + esKey
+	rs, logs := startSaverLogs(t, cfg)
+	client, err := NewESClient(&cfg.Elasticsearch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Stop()
+	first := genMetrics(200, time.Now().UTC(), "mid-a-")
+	produceSecured(t, &cfg.Kafka, metricRecords(first))
+	waitFor(t, 60*time.Second, "first metrics stored", func() (bool, string) {
+		n := savertest.Count(client, IndexPrefix+"*")
+		return n == int64(len(first)), fmt.Sprintf("count %d", n)
+	})
+	// the key is revoked: the same node now knows another key only
+	addr := es.Addr()
+	_ = es.Close()
+	es = startES(addr, "rotated-key")
+	second := genMetrics(100, time.Now().UTC(), "mid-b-")
+	produceSecured(t, &cfg.Kafka, metricRecords(second))
+	waitFor(t, 30*time.Second, "health names the refused key", func() (bool, string) {
+		err := rs.s.Health()
+		return err != nil && strings.Contains(err.Error(), "Elasticsearch refuses the API key (401)"), "health: " + errString(err)
+	})
+	if !strings.Contains(logs.String(), "elasticsearch refuses the saver") {
+		t.Errorf("no log line about the refused key:\n%s", logs.String())
+	}
+	// the key is accepted again: the held records are stored, no restart
+	_ = es.Close()
+	startES(addr, esKey)
+	waitFor(t, 60*time.Second, "held metrics stored after the key works again", func() (bool, string) {
+		n := savertest.Count(client, IndexPrefix+"*")
+		return n == int64(len(second)) && rs.s.Health() == nil, fmt.Sprintf("count %d, want %d; health %s", n, len(second), errString(rs.s.Health()))
+	})
+}

@@ -100,18 +100,16 @@ func (s *Saver) installTemplatesRetrying(ctx context.Context) error {
 		cancel()
 		if err == nil {
 			s.writer.setOK()
-			s.esSecErr.Store(nil)
 			s.logger.Info("index templates installed", "name", s.cfg.Elasticsearch.TemplateName)
 			return nil
 		}
 		s.writer.setFailing(err) // /healthz reports it after a minute
 		if why := explainESError(err, &s.cfg.Elasticsearch); why != "" {
-			// Credentials or TLS: /healthz says so at once, and the saver
-			// keeps trying (a key may be created or a CA fixed meanwhile).
-			msg := "elasticsearch: " + why + ": " + err.Error()
-			s.esSecErr.Store(&msg)
-			if attempt == 1 || attempt%10 == 0 {
-				s.logger.Error("elasticsearch refuses the saver; retrying", "why", why, "err", err, "attempt", attempt)
+			// Credentials or TLS: /healthz says so at once (writer.health),
+			// setFailing logged it, and the saver keeps trying (a key may be
+			// created or a CA fixed meanwhile).
+			if attempt%10 == 0 {
+				s.logger.Error("elasticsearch still refuses the saver; retrying", "why", why, "err", err, "attempt", attempt)
 			}
 			if !retrySleeper(s.cfg.Elasticsearch.RetryInitial.D(), min(s.cfg.Elasticsearch.RetryMax.D(), 10*time.Second))(ctx, attempt) {
 				return nil

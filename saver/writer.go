@@ -378,7 +378,11 @@ func (w *writer) setFailing(err error) {
 	if w.failingSince.IsZero() {
 		w.failingSince = time.Now()
 		if time.Since(w.loggedAt) > 10*time.Second {
-			w.logger.Warn("elasticsearch bulk failing, backing off and keeping offsets", "err", err)
+			if why := explainESError(err, w.cfg); why != "" {
+				w.logger.Error("elasticsearch refuses the saver, backing off and keeping offsets", "why", why, "err", err)
+			} else {
+				w.logger.Warn("elasticsearch bulk failing, backing off and keeping offsets", "err", err)
+			}
 			w.loggedAt = time.Now()
 		}
 	}
@@ -401,6 +405,12 @@ func (w *writer) setOK() {
 func (w *writer) health(grace time.Duration) error {
 	w.healthMu.Lock()
 	defer w.healthMu.Unlock()
+	if !w.failingSince.IsZero() && w.lastErr != nil {
+		// credentials or TLS: no grace, nothing will pass until it is fixed
+		if why := explainESError(w.lastErr, w.cfg); why != "" {
+			return fmt.Errorf("elasticsearch: %s: %v", why, w.lastErr)
+		}
+	}
 	if !w.failingSince.IsZero() && time.Since(w.failingSince) > grace {
 		return fmt.Errorf("elasticsearch failing for %s: %v", time.Since(w.failingSince).Round(time.Second), w.lastErr)
 	}
