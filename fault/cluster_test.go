@@ -177,6 +177,9 @@ type opts struct {
 	kafkaSync      bool
 	series         int     // per push (default loadSeries)
 	rate           float64 // pushes per second (default loadRate)
+	// beforeAgents runs once the relays listen and before the agents start
+	// (to put a delaying proxy between them: set c.agentRelays).
+	beforeAgents func(c *cluster)
 }
 
 type cluster struct {
@@ -196,6 +199,7 @@ type cluster struct {
 	started          time.Time
 	round            int // startLoads calls, naming each round's streams
 	o                opts
+	agentRelays      []string // the agents' relay.addresses; default the two relays
 }
 
 func logDir(t *testing.T) string {
@@ -288,6 +292,10 @@ topic = "falconet-metrics"
 		c.waitTCP(nd.Addr(relayPort), c.relays[i])
 	}
 
+	c.agentRelays = []string{c.relayN[0].Addr(relayPort), c.relayN[1].Addr(relayPort)}
+	if o.beforeAgents != nil {
+		o.beforeAgents(c)
+	}
 	for i, nd := range c.agentN {
 		maxBytes := ""
 		if o.bufferMaxBytes != "" {
@@ -301,7 +309,7 @@ listen = "0.0.0.0:%d"
 path = %q
 %s
 [relay]
-addresses = [%q, %q]
+addresses = %s
 [collectors]
 cpu = false
 load = false
@@ -311,7 +319,7 @@ diskio = false
 net = false
 processes = false
 uptime = false
-`, nd.Name, agentHTTP, filepath.Join(c.dir, nd.Name, "buffer.db"), maxBytes, c.relayN[0].Addr(relayPort), c.relayN[1].Addr(relayPort)))
+`, nd.Name, agentHTTP, filepath.Join(c.dir, nd.Name, "buffer.db"), maxBytes, tomlStrings(c.agentRelays)))
 		if err = os.MkdirAll(filepath.Join(c.dir, nd.Name), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -321,6 +329,14 @@ uptime = false
 		c.waitTCP(nd.Addr(agentHTTP), c.agents[i])
 	}
 	return c
+}
+
+func tomlStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 func (c *cluster) writeFile(name, content string) string {

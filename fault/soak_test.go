@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,29 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("soak for %v, seed %d (FALCONET_FAULT_SEED=%d replays it)", total, seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	c := newCluster(t, opts{kafkaSync: true})
+	// The agents reach the relays through delaying proxies (no delay until
+	// the latency fault sets one).
+	var proxies []*netns.DelayProxy
+	c := newCluster(t, opts{kafkaSync: true, beforeAgents: func(c *cluster) {
+		var addrs []string
+		for i, nd := range c.relayN {
+			p, err := netns.StartDelayProxy("tcp", nil, fmt.Sprintf("%s:%d", c.net.HostIP(), 18433+i), nil, nd.Addr(relayPort), netns.DelayConfig{})
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			c.t.Cleanup(func() { p.Close() })
+			proxies = append(proxies, p)
+			addrs = append(addrs, p.Addr())
+		}
+		c.agentRelays = addrs
+	}})
+	setDelay := func(d, j time.Duration) {
+		for _, p := range proxies {
+			p.SetDelay(netns.DelayConfig{Delay: d, Jitter: j})
+		}
+	}
+	lossPct := 0
+	round := 0
 	end := time.Now().Add(total)
 	type fault struct {
 		name         string
@@ -64,10 +87,33 @@ func TestSoak(t *testing.T) {
 			must(t, c.agents[victim].Restart())
 			c.waitTCP(c.agentN[victim].Addr(agentHTTP), c.agents[victim])
 		}},
+		{"packet loss", func(c *cluster) {
+			lossPct = []int{5, 15, 30}[rng.IntN(3)]
+			forAgents(c, func(nd *netns.Node) error { return nd.SetLoss(lossPct) })
+		}, func(c *cluster) { forAgents(c, func(nd *netns.Node) error { return nd.SetLoss(0) }) }},
+		{"latency 300±100 ms", func(c *cluster) { setDelay(150*time.Millisecond, 50*time.Millisecond) }, func(c *cluster) { setDelay(0, 0) }},
+		{"slow link", func(c *cluster) {
+			k := []int{64, 256, 1024}[rng.IntN(3)]
+			forAgents(c, func(nd *netns.Node) error { return nd.SetRate(k, k) })
+		}, func(c *cluster) { forAgents(c, func(nd *netns.Node) error { return nd.SetRate(0, 0) }) }},
 	}
+	type tally struct {
+		rounds int
+		res    check.Result
+	}
+	tallies := map[string]*tally{}
+	defer func() {
+		var b strings.Builder
+		fmt.Fprintf(&b, "soak %v, seed %d, %d rounds\n| fault | rounds | generated | stored | missing | duplicated |\n|---|---:|---:|---:|---:|---:|\n", total, seed, round)
+		for _, f := range faults {
+			if tl := tallies[f.name]; tl != nil {
+				fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", f.name, tl.rounds, tl.res.Generated, tl.res.Stored, tl.res.Missing, tl.res.Duplicated)
+			}
+		}
+		t.Logf("soak table:\n%s", b.String())
+	}()
 	ctx := context.Background()
 	var all []*load.Record
-	round := 0
 	for time.Now().Before(end) && !t.Failed() {
 		round++
 		c.startLoads()
@@ -102,6 +148,15 @@ func TestSoak(t *testing.T) {
 			t.Errorf("round %d (%s): %v", round, f.name, err)
 		}
 		all = append(all, recs...)
+		roundRes, err := c.ES.CheckAll(ctx, recs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tallies[f.name] == nil {
+			tallies[f.name] = &tally{}
+		}
+		tallies[f.name].rounds++
+		tallies[f.name].res.Add(roundRes)
 		res, err := c.ES.CheckAll(ctx, all...)
 		if err != nil {
 			t.Fatal(err)
