@@ -129,8 +129,12 @@ func BenchmarkESSearch(b *testing.B) {
 		"agg_terms_avg":  `{"size":0,"aggs":{"n":{"terms":{"field":"name"},"aggs":{"v":{"avg":{"field":"value"}}}}}}`,
 		"agg_histo_1h":   `{"size":0,"query":{"term":{"name":"cpu.idle"}},"aggs":{"h":{"date_histogram":{"field":"timestamp","fixed_interval":"1h"},"aggs":{"v":{"max":{"field":"value"}}}}}}`,
 		"rollup_5m_host": `{"size":0,"query":{"term":{"endpoint":"host-7"}},"aggs":{"h":{"date_histogram":{"field":"timestamp","fixed_interval":"5m"},"aggs":{"v":{"avg":{"field":"value"}}}}}}`,
+		"query_string":   `{"query":{"query_string":{"query":"endpoint:host-7 AND name:cpu.idle"}},"size":10}`,
+		"percentiles":    `{"size":0,"aggs":{"p":{"percentiles":{"field":"value"}}}}`,
+		"composite_page": `{"size":0,"aggs":{"c":{"composite":{"size":100,"sources":[{"e":{"terms":{"field":"endpoint"}}},{"n":{"terms":{"field":"name"}}}]}}}}`,
+		"stats_by_host":  `{"size":0,"aggs":{"e":{"terms":{"field":"endpoint","size":100},"aggs":{"s":{"extended_stats":{"field":"value"}}}}}}`,
 	}
-	for _, name := range []string{"count_all", "term_endpoint", "range_1h", "agg_terms_avg", "agg_histo_1h", "rollup_5m_host"} {
+	for _, name := range []string{"count_all", "term_endpoint", "range_1h", "agg_terms_avg", "agg_histo_1h", "rollup_5m_host", "query_string", "percentiles", "composite_page", "stats_by_host"} {
 		q := queries[name]
 		path := "/" + benchIndex + "/_search"
 		if name == "count_all" {

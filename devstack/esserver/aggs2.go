@@ -3,12 +3,10 @@ package esserver
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -357,16 +355,27 @@ func parseCompositeSource(name string, def any) (*compositeSource, *esError) {
 type compositeKey []*aggKey
 
 // id is a map key for the combination.
-func (k compositeKey) id() string {
-	var b strings.Builder
+func (k compositeKey) id(buf []byte) []byte {
+	buf = buf[:0]
 	for _, x := range k {
 		if x == nil {
-			b.WriteString("\x00n|")
+			buf = append(buf, 'n', 0)
 			continue
 		}
-		fmt.Fprintf(&b, "%d:%d:%g:%q|", x.kind, x.i, x.f, x.s)
+		buf = append(buf, byte('0'+x.kind))
+		switch x.kind {
+		case colStr:
+			buf = strconv.AppendInt(buf, int64(len(x.s)), 10)
+			buf = append(buf, ':')
+			buf = append(buf, x.s...)
+		case colFloat:
+			buf = strconv.AppendFloat(buf, x.f, 'g', -1, 64)
+		default:
+			buf = strconv.AppendInt(buf, x.i, 10)
+		}
+		buf = append(buf, 0)
 	}
-	return b.String()
+	return buf
 }
 
 func cmpAggKey(x, y *aggKey) int {
@@ -399,9 +408,8 @@ func (cs *compositeSpec) cmp(a, b compositeKey) int {
 }
 
 // keysOf lists one document's values for a source (deduplicated).
-func (src *compositeSource) keysOf(d docRef, f *fieldMapping) []*aggKey {
-	var out []*aggKey
-	seen := map[aggKey]bool{}
+func (src *compositeSource) keysOf(d docRef, f *fieldMapping, out []*aggKey) []*aggKey {
+	out = out[:0]
 	src.spec.eachKey(d, f, func(k aggKey) {
 		switch src.kind {
 		case "date_histogram":
@@ -413,11 +421,13 @@ func (src *compositeSource) keysOf(d docRef, f *fieldMapping) []*aggKey {
 			}
 			k = aggKey{kind: colFloat, f: math.Floor(x/src.interval) * src.interval}
 		}
-		if !seen[k] {
-			seen[k] = true
-			kk := k
-			out = append(out, &kk)
+		for _, o := range out {
+			if o != nil && *o == k {
+				return
+			}
 		}
+		kk := k
+		out = append(out, &kk)
 	})
 	if len(out) == 0 && src.missing {
 		out = append(out, nil)
@@ -507,25 +517,33 @@ func (a *aggSpec) compositeAgg(docs []docRef, now time.Time) (any, *esError) {
 		n    int
 	}
 	byKey := map[string]*cbucket{}
+	keyBufs := make([][]*aggKey, len(cs.sources))
+	var idBuf []byte
 	for _, d := range docs {
 		combos := []compositeKey{{}}
 		for i, src := range cs.sources {
-			ks := src.keysOf(d, fields[i])
+			keyBufs[i] = src.keysOf(d, fields[i], keyBufs[i])
+			ks := keyBufs[i]
+			if len(ks) == 1 {
+				for j := range combos {
+					combos[j] = append(combos[j], ks[0])
+				}
+				continue
+			}
 			var next []compositeKey
 			for _, c := range combos {
 				for _, k := range ks {
-					nk := append(append(compositeKey{}, c...), k)
-					next = append(next, nk)
+					next = append(next, append(append(compositeKey{}, c...), k))
 				}
 			}
 			combos = next
 		}
 		for _, c := range combos {
-			id := c.id()
-			b := byKey[id]
+			idBuf = c.id(idBuf)
+			b := byKey[string(idBuf)]
 			if b == nil {
 				b = &cbucket{key: c}
-				byKey[id] = b
+				byKey[string(idBuf)] = b
 			}
 			b.n++
 			if len(a.subs) > 0 {
