@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -87,10 +88,17 @@ type RelayTLSConfig struct {
 	ServerName string `toml:"server_name"`
 }
 
-// DiscoveryConfig is [discovery] (parsed and validated; used by discovery).
+// DiscoveryConfig is [discovery]: the gossip pool through which the agent
+// finds relays (package discovery). Empty seeds: no gossip, static relays.
 type DiscoveryConfig struct {
 	Seeds []string `toml:"seeds"`
 	Bind  string   `toml:"bind"`
+	// Advertise is the address other members reach this agent at, when it
+	// differs from bind (NAT). Empty: the bound address.
+	Advertise string `toml:"advertise"`
+	// Keys are base64 gossip keys (16, 24 or 32 bytes): the first encrypts,
+	// all decrypt.
+	Keys []string `toml:"keys"`
 }
 
 // ScriptConfig is one [[script]] table.
@@ -188,7 +196,7 @@ func DefaultConfig() Config {
 		Relay: RelayConfig{Addresses: []string{}, MaxInFlight: 32,
 			Heartbeat: confkit.Duration(2 * time.Second), ReadTimeout: confkit.Duration(6 * time.Second),
 			BackoffMax: confkit.Duration(10 * time.Second)},
-		Discovery: DiscoveryConfig{Seeds: []string{}},
+		Discovery: DiscoveryConfig{Seeds: []string{}, Keys: []string{}},
 		Collectors: CollectorsConfig{
 			CPU: true, Load: true, Memory: true, Filesystem: true,
 			DiskIO: true, Net: true, Processes: true, Uptime: true,
@@ -295,6 +303,14 @@ func (c *Config) Validate() error {
 		if err := checkHostPort("discovery.bind", c.Discovery.Bind, false); err != nil {
 			return err
 		}
+	}
+	if c.Discovery.Advertise != "" {
+		if err := checkHostPort("discovery.advertise", c.Discovery.Advertise, true); err != nil {
+			return err
+		}
+	}
+	if key, msg := checkGossipKeys(c.Discovery.Keys); key != "" {
+		return bad("discovery."+key, "%s", msg)
 	}
 	seen := make(map[string]int)
 	for i, s := range c.Scripts {
@@ -421,4 +437,19 @@ func (u *UpdateConfig) validate() error {
 		return bad("update.public_keys", "empty while update.enabled is true")
 	}
 	return nil
+}
+
+// checkGossipKeys checks base64 gossip keys of 16, 24 or 32 bytes and
+// returns the bad key's name ("keys[1]") and the problem.
+func checkGossipKeys(keys []string) (string, string) {
+	for i, k := range keys {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		if err != nil {
+			return fmt.Sprintf("keys[%d]", i), fmt.Sprintf("not base64: %v", err)
+		}
+		if l := len(b); l != 16 && l != 24 && l != 32 {
+			return fmt.Sprintf("keys[%d]", i), fmt.Sprintf("%d bytes, want 16, 24 or 32", l)
+		}
+	}
+	return "", ""
 }

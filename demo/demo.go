@@ -202,9 +202,14 @@ func (d *Demo) start(ctx context.Context) error {
 		return err
 	}
 	var relayAddrs []string
+	// Discovery: the relays gossip on base+946.. and seed each other; agents
+	// get only these seeds and the gossip key, no relay addresses.
+	gossip := []string{d.addr(946), d.addr(947)}
+	d.state.Seeds, d.state.GossipKey = gossip, newGossipKey()
 	for i := range 2 {
 		proto, legacy, httpAddr := d.addr(433+i), d.addr(444+i), d.addr(60+i)
 		path, err := d.writeConfig(fmt.Sprintf("relay%d.toml", i+1), fmt.Sprintf(`# falconet demo relay %d
+id = "relay%d"
 [listen]
 protocol = %q
 legacy = %q
@@ -212,7 +217,11 @@ http = %q
 [kafka]
 brokers = [%q]
 topic = "falconet-metrics"
-%s`, i+1, proto, legacy, httpAddr, kafkaAddr, d.sec.relayTOML()))
+[discovery]
+bind = %q
+seeds = [%q]
+keys = [%q]
+%s`, i+1, i+1, proto, legacy, httpAddr, kafkaAddr, gossip[i], gossip[1-i], d.state.GossipKey, d.sec.relayTOML()))
 		if err != nil {
 			return err
 		}
@@ -269,10 +278,9 @@ func (d *Demo) startAgent(ctx context.Context, i int, relayAddrs []string, strea
 	cfg := d.cfg
 	name := fmt.Sprintf("agent%d", i+1)
 	httpAddr := d.addr(988 + i)
-	// Spread preferences: agent i lists the relays rotated by i.
-	prefs := append(slices.Clone(relayAddrs[i%len(relayAddrs):]), relayAddrs[:i%len(relayAddrs)]...)
-	quoted := make([]string, len(prefs))
-	for j, a := range prefs {
+	// Seeds only: the agent finds the relays through gossip.
+	quoted := make([]string, len(d.state.Seeds))
+	for j, a := range d.state.Seeds {
 		quoted[j] = strconv.Quote(a)
 	}
 	collectors := "" // agent1: the built-in collectors, this host's real metrics
@@ -290,8 +298,13 @@ listen = %q
 [buffer]
 path = %q
 [relay]
-addresses = [%s]
-%s%s`, name, name, httpAddr, filepath.Join(cfg.Dir, name, "buffer.db"), strings.Join(quoted, ", "), d.sec.agentTOML(), collectors))
+addresses = []
+[discovery]
+seeds = [%s]
+bind = %q
+keys = [%q]
+%s%s`, name, name, httpAddr, filepath.Join(cfg.Dir, name, "buffer.db"), strings.Join(quoted, ", "), d.addr(700+i),
+		d.state.GossipKey, d.sec.agentTOML(), collectors))
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 // legend explains the status line; printed once at start.
 const legend = "status line: agents=healthy/started, agents-per-relay=[relay:open agent connections], " +
+	"uses=[agent:the relay it chose through gossip (nearest ready relay with room)], " +
 	"buffered=metrics waiting in the agents' disk buffers, sent=metrics/s acked by relays, " +
 	"stored=documents in Elasticsearch (per second), dropped=metrics the agents' buffer cap discarded"
 
@@ -55,16 +56,14 @@ func (w *faultWatch) observe(s sample, total int) []string {
 	}
 	if !w.restartedAt.IsZero() && !w.explained {
 		for _, r := range s.relayConns {
-			if r.name != name || !r.up {
+			if r.name != name || !r.up || r.agents == 0 {
 				continue
 			}
+			// Discovery moves agents back gradually (a bounded share per
+			// round, once the relay is durably better).
 			w.explained = true
-			if r.agents == 0 {
-				out = append(out, fmt.Sprintf("*** pipeline: %s is back and has no agents: agents stay on a working relay and are not moved back "+
-					"(no rebalancing without discovery); this is expected", name))
-			} else {
-				out = append(out, fmt.Sprintf("*** pipeline: %s is back with %.0f agents", name, r.agents))
-			}
+			out = append(out, fmt.Sprintf("*** pipeline: %s is back; %.0f agents moved back to it within %.0f s of the restart "+
+				"(gossip saw it return; agents rebalance gradually)", name, r.agents, s.at.Sub(w.restartedAt).Seconds()))
 		}
 	}
 	return out

@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +18,11 @@ type State struct {
 	ES      string    `json:"es"`
 	Kafka   string    `json:"kafka"`
 	Members []Member  `json:"members"`
+
+	// Seeds are the relays' gossip addresses, GossipKey the pool's key
+	// (`falconet status -seed` uses them).
+	Seeds     []string `json:"seeds,omitempty"`
+	GossipKey string   `json:"gossip_key,omitempty"`
 }
 
 // Member is one process of the running demo.
@@ -62,4 +69,11 @@ func (d *Demo) writeState() error {
 		return err
 	}
 	return os.Rename(tmp, StateFile(d.cfg.Dir))
+}
+
+// newGossipKey returns a random 32-byte gossip key, base64.
+func newGossipKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }

@@ -327,7 +327,7 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 		return err
 	}
 	s.m.metricsIn.WithLabelValues("protocol").Add(float64(len(valid)))
-	p := &pending{srv: s, ac: ac, seq: b.Seq, release: release}
+	p := &pending{srv: s, ac: ac, seq: b.Seq, release: release, start: time.Now()}
 	p.remaining.Store(int64(len(msgs)))
 	for i := range msgs {
 		msgs[i].Metadata = p
@@ -458,6 +458,7 @@ type pending struct {
 	release   func()
 	remaining atomic.Int64
 	err       atomic.Pointer[error]
+	start     time.Time // when the batch went to the producer (agents only)
 }
 
 func (p *pending) recordDone(err error) {
@@ -489,6 +490,8 @@ func (p *pending) finish() {
 	if e := p.err.Load(); e != nil {
 		r.Status = wire.StatusRetryLater
 		r.Reason = (*e).Error()
+	} else {
+		p.srv.observeProduce(time.Since(p.start))
 	}
 	p.ac.answer(r)
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -119,11 +120,20 @@ type LegacyConfig struct {
 	IdleTimeout confkit.Duration `toml:"idle_timeout"`
 }
 
-// DiscoveryConfig is parsed and validated only; gossip comes in its own
-// issue.
+// DiscoveryConfig is [discovery]: the gossip pool in which the relay
+// advertises itself to agents (package discovery). Bind "" turns it off.
 type DiscoveryConfig struct {
 	Bind  string   `toml:"bind"`
 	Seeds []string `toml:"seeds"`
+	// Advertise is the gossip address others reach this relay at, when it
+	// differs from bind. Empty: the bound address.
+	Advertise string `toml:"advertise"`
+	// ProtocolAddress is the address agents dial, advertised in the pool.
+	// Empty: the gossip address's host with listen.protocol's port.
+	ProtocolAddress string `toml:"protocol_address"`
+	// Keys are base64 gossip keys (16, 24 or 32 bytes): the first encrypts,
+	// all decrypt.
+	Keys []string `toml:"keys"`
 }
 
 // LogConfig selects the log format ("text", "json") and level.
@@ -161,7 +171,7 @@ func DefaultConfig() Config {
 			ShutdownTimeout:    confkit.Duration(30 * time.Second),
 		},
 		Legacy:    LegacyConfig{MaxLine: 1 << 20, IdleTimeout: confkit.Duration(10 * time.Minute)},
-		Discovery: DiscoveryConfig{Bind: ":7946"},
+		Discovery: DiscoveryConfig{Bind: ":7946", Keys: []string{}},
 		Log:       LogConfig{Format: "text", Level: "info"},
 
 		OpenFalcon: DefaultOpenFalconConfig(),
@@ -304,6 +314,21 @@ func (c *Config) Validate() error {
 	for i, s := range c.Discovery.Seeds {
 		if err := addr(fmt.Sprintf("discovery.seeds[%d]", i), s, true); err != nil {
 			return err
+		}
+	}
+	if err := addr("discovery.advertise", c.Discovery.Advertise, false); err != nil {
+		return err
+	}
+	if err := addr("discovery.protocol_address", c.Discovery.ProtocolAddress, false); err != nil {
+		return err
+	}
+	for i, k := range c.Discovery.Keys {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		if err != nil {
+			return bad(fmt.Sprintf("discovery.keys[%d]", i), "not base64: %v", err)
+		}
+		if l := len(b); l != 16 && l != 24 && l != 32 {
+			return bad(fmt.Sprintf("discovery.keys[%d]", i), "%d bytes, want 16, 24 or 32", l)
 		}
 	}
 	if err := c.OpenFalcon.validate(); err != nil {

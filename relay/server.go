@@ -36,6 +36,8 @@ type Server struct {
 	draining atomic.Bool
 	redirect atomic.Pointer[[]string]
 
+	produceNs atomic.Int64 // recent produce latency (EWMA), see advertise.go
+
 	mu          sync.Mutex
 	agents      map[*agentConn]struct{}
 	legacyConns map[net.Conn]struct{}

@@ -4,8 +4,10 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type senderMetrics struct {
 	sent, acked, ackedMetrics, nacked, bytes prometheus.Counter
+	moves                                    prometheus.Counter
 	rejected, connects                       *prometheus.CounterVec
 	inflight, connected                      prometheus.Gauge
+	relay                                    *prometheus.GaugeVec
 }
 
 func newMetrics() senderMetrics {
@@ -18,17 +20,20 @@ func newMetrics() senderMetrics {
 		ackedMetrics: c("metrics_acked_total", "Metrics in batches a relay stored."),
 		nacked:       c("batches_nacked_total", "In-flight batches handed back to the queue (retry later, disconnect, drain)."),
 		bytes:        c("sent_bytes_total", "Batch frame bytes written."),
+		moves:        c("relay_moves_total", "Voluntary moves to a relay discovery preferred (not failovers)."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falconet_agent_sender_batches_rejected_total",
 			Help: "Batches a relay refused, by status (invalid: dropped; retry_later: kept)."}, []string{"status"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falconet_agent_sender_connects_total",
 			Help: "Connection attempts by result (ok, rejected, error)."}, []string{"result"}),
 		inflight:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "falconet_agent_sender_inflight_batches", Help: "Batches sent and not yet answered."}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "falconet_agent_sender_connected", Help: "1 while connected to a relay."}),
+		relay: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "falconet_agent_sender_relay",
+			Help: "1 for the relay address the sender is connected to (no series while disconnected)."}, []string{"addr"}),
 	}
 }
 
 func (m *senderMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.sent, m.acked, m.ackedMetrics, m.nacked, m.bytes, m.rejected, m.connects, m.inflight, m.connected} {
+	for _, c := range []prometheus.Collector{m.moves, m.sent, m.acked, m.ackedMetrics, m.nacked, m.bytes, m.rejected, m.connects, m.inflight, m.connected, m.relay} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -32,6 +32,17 @@ type Queue interface {
 // RelaySource lists relay addresses ("host:port"), best first.
 type RelaySource interface{ Relays() []string }
 
+// Steering is a RelaySource whose first relay is a decision (discovery's
+// Chooser): when it names a relay other than the one in use, and the sender
+// is not avoiding that relay, the sender stops sending on the current
+// connection, waits for the answers to what is in flight (at most
+// DrainTimeout; unanswered batches are resent) and moves. Changed is closed
+// when the choice changes; the sender also checks every SteerInterval.
+type Steering interface {
+	RelaySource
+	Changed() <-chan struct{}
+}
+
 type staticRelays []string
 
 func (s staticRelays) Relays() []string { return s }
@@ -73,6 +84,9 @@ type Config struct {
 	DrainTimeout time.Duration
 	// MaxFrame is the largest frame accepted from a relay. Default 1 MiB.
 	MaxFrame int
+	// SteerInterval: how often a Steering source's choice is checked
+	// besides its Changed signal. Default 2s.
+	SteerInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -123,6 +137,9 @@ func (c *Config) fill() error {
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = d.MaxFrame
+	}
+	if c.SteerInterval <= 0 {
+		c.SteerInterval = 2 * time.Second
 	}
 	if c.AgentID == "" {
 		h, err := os.Hostname()
@@ -272,6 +289,14 @@ func (s *Sender) candidates() []string {
 	return append(good, bad...)
 }
 
+// avoided reports whether addr is being avoided after a failure or refusal.
+func (s *Sender) avoided(addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.avoid[addr]
+	return ok && time.Now().Before(until)
+}
+
 func (s *Sender) avoidRelay(addr string, d time.Duration, redirect []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -285,8 +310,10 @@ func (s *Sender) setCurrent(addr string) {
 	s.mu.Lock()
 	s.current = addr
 	s.mu.Unlock()
+	s.m.relay.Reset()
 	if addr != "" {
 		s.m.connected.Set(1)
+		s.m.relay.WithLabelValues(addr).Set(1)
 	} else {
 		s.m.connected.Set(0)
 	}

@@ -69,6 +69,10 @@ func (s *Sender) session(ctx context.Context, addr string) (res sessionResult) {
 	go func() { defer wg.Done(); c.fail(c.readLoop()) }()
 	go func() { defer wg.Done(); c.fail(c.writeLoop(sctx)) }()
 	go func() { defer wg.Done(); c.fail(c.heartbeatLoop(sctx, heartbeat)) }()
+	if st, ok := s.relays.(Steering); ok {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.steerLoop(sctx, st) }()
+	}
 	<-sctx.Done()
 	c.fail(nil)
 	wg.Wait()
@@ -391,6 +395,44 @@ func (c *link) readLoop() error {
 		if done {
 			return errDrained
 		}
+	}
+}
+
+// steerLoop moves the sender when the Steering source prefers another
+// relay: no new batches go out, and the session ends once every in-flight
+// batch is answered (or DrainTimeout passes; then they are resent).
+func (c *link) steerLoop(ctx context.Context, st Steering) {
+	t := time.NewTicker(c.s.cfg.SteerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-st.Changed():
+		case <-t.C:
+		}
+		rs := st.Relays()
+		if len(rs) == 0 || rs[0] == c.addr || c.s.avoided(rs[0]) {
+			continue
+		}
+		c.s.log.Info("moving to the preferred relay", "relay", c.addr, "to", rs[0])
+		c.s.m.moves.Inc()
+		c.mu.Lock()
+		if !c.draining {
+			c.draining = true
+			c.drainAt = time.Now().Add(c.s.cfg.DrainTimeout)
+			c.drainReason = "moving to " + rs[0]
+		}
+		idle := len(c.inflight) == 0
+		c.mu.Unlock()
+		select {
+		case c.freed <- struct{}{}:
+		default:
+		}
+		if idle {
+			c.fail(errDrained)
+		}
+		return
 	}
 }
 

@@ -228,15 +228,16 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	if scfg.TLS, err = relayTLS(cfg.Relay.TLS); err != nil {
 		return err
 	}
-	snd, err := sender.New(scfg, &acks, sender.StaticRelays(cfg.Relay.Addresses...), logger, reg)
+	var snd *sender.Sender
+	relays, chooser, err := m.startDiscovery(cfg, host, q, func() *sender.Sender { return snd }, logger, reg)
 	if err != nil {
 		return err
 	}
-	if len(cfg.Discovery.Seeds) > 0 {
-		logger.Warn("discovery.seeds is set, but this build has no discovery yet: only relay.addresses are used",
-			"seeds", cfg.Discovery.Seeds)
+	snd, err = sender.New(scfg, &acks, relays, logger, reg)
+	if err != nil {
+		return err
 	}
-	if len(cfg.Relay.Addresses) == 0 {
+	if len(cfg.Relay.Addresses) == 0 && chooser == nil {
 		logger.Warn("no relay addresses configured (relay.addresses): metrics are kept in the buffer until a relay is known",
 			"buffer.path", cfg.Buffer.Path)
 	}
@@ -279,6 +280,9 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return a.Run(gctx) })
+	if chooser != nil {
+		g.Go(func() error { return chooser.Run(gctx) })
+	}
 	if upd != nil {
 		g.Go(func() error { return upd.Run(gctx) })
 	}

@@ -8,10 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/falconet/falconet/discovery"
 	"github.com/falconet/falconet/internal/cli"
 	"github.com/falconet/falconet/internal/obs"
 	"github.com/falconet/falconet/internal/version"
@@ -68,15 +74,65 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "falconet-relay: relay.log: %v\n", err)
 		return 1
 	}
-	srv, err := relay.New(cfg, logger, nil)
+	reg := obs.NewRegistry()
+	srv, err := relay.New(cfg, logger, reg)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
 	logger.Info("starting", "version", version.String("falconet-relay"))
-	if err := srv.Run(ctx); err != nil {
+	stopGossip, err := startDiscovery(cfg, srv, logger, reg)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		_ = srv.Close()
+		return 1
+	}
+	err = srv.Run(ctx) // on SIGTERM: drains while still advertised as draining
+	stopGossip()       // then leaves the pool
+	if err != nil {
 		logger.Error("relay failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// startDiscovery joins the gossip pool (unless discovery.bind is "") and
+// advertises the relay's address, readiness and load; it fills the relay's
+// redirect list from the pool. The returned function leaves the pool.
+func startDiscovery(cfg relay.Config, srv *relay.Server, logger *slog.Logger, reg prometheus.Registerer) (func(), error) {
+	d := cfg.Discovery
+	if d.Bind == "" {
+		return func() {}, nil
+	}
+	id := cfg.ID
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	node, err := discovery.New(discovery.Config{Name: "relay/" + id, Role: discovery.RoleRelay, Bind: d.Bind,
+		Advertise: d.Advertise, Seeds: d.Seeds, Keys: d.Keys, Version: version.Version}, logger, reg)
+	if err != nil {
+		return nil, fmt.Errorf("relay.discovery: %w", err)
+	}
+	addr := d.ProtocolAddress
+	if addr == "" {
+		gh, _, _ := net.SplitHostPort(node.Addr())
+		_, pp, _ := net.SplitHostPort(srv.ProtocolAddr())
+		addr = net.JoinHostPort(gh, pp)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		node.AdvertiseRelay(ctx, addr, 500*time.Millisecond, func() discovery.RelayStatus {
+			a := srv.Advert()
+			return discovery.RelayStatus{Ready: a.Ready, Draining: a.Draining, Agents: a.Agents, MaxAgents: a.MaxAgents,
+				InflightBytes: a.InflightBytes, InflightMax: a.InflightMax, ProduceLatency: a.ProduceLatency}
+		}, srv.SetRedirect)
+	}()
+	logger.Info("advertising in the gossip pool", "gossip", node.Addr(), "protocol_address", addr, "seeds", d.Seeds)
+	return func() {
+		cancel()
+		<-done
+		_ = node.Close()
+	}, nil
 }
