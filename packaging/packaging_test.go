@@ -28,10 +28,11 @@ var daemons = []string{"agent", "relay", "saver"}
 
 // built holds the packages of one test run.
 type built struct {
-	v1      map[string]string // package name -> .deb of 1.0.0 (amd64)
-	v1rpm   map[string]string // package name -> .rpm of 1.0.0 (amd64)
-	agentV2 string            // falconet-agent 1.0.1 .deb with a changed default agent.toml
-	arm64   []pkgbuild.Artifact
+	v1         map[string]string // package name -> .deb of 1.0.0 (amd64)
+	v1rpm      map[string]string // package name -> .rpm of 1.0.0 (amd64)
+	agentV2    string            // falconet-agent 1.0.1 .deb with a changed default agent.toml
+	agentV2rpm string            // the same as .rpm
+	arm64      []pkgbuild.Artifact
 }
 
 // requireTools skips (fails under CI, which installs them) when a tool is missing.
@@ -77,6 +78,7 @@ func TestPackages(t *testing.T) {
 	t.Run("systemd-analyze verify", func(t *testing.T) { testVerifyUnits(t, b) })
 	t.Run("install upgrade remove purge", func(t *testing.T) { testLifecycle(t, b) })
 	t.Run("arm64", func(t *testing.T) { testArm64(t, b) })
+	t.Run("scripts in a chroot without systemd", func(t *testing.T) { testChroot(t, b) })
 }
 
 // testGoreleaserCheck validates .goreleaser.yaml with goreleaser itself: the
@@ -109,7 +111,7 @@ func buildAll(t *testing.T, cfg *pkgbuild.Config) built {
 	b := built{v1: map[string]string{}, v1rpm: map[string]string{}}
 
 	start := time.Now()
-	arts, err := cfg.Build(ctx, pkgbuild.Options{Dist: filepath.Join(dist, "v1"), Version: "1.0.0", Arches: []string{"amd64"}})
+	arts, err := cfg.Build(ctx, pkgbuild.Options{Dist: filepath.Join(dist, "v1"), Version: "1.0.0", Arches: []string{"amd64"}, Log: logWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,23 +140,37 @@ func buildAll(t *testing.T, cfg *pkgbuild.Config) built {
 		t.Fatal(err)
 	}
 	arts, err = cfg.Build(ctx, pkgbuild.Options{Dist: filepath.Join(dist, "v2"), Version: "1.0.1", Arches: []string{"amd64"},
-		Packages: []string{"falconet-agent"}, Formats: []string{"deb"},
+		Packages: []string{"falconet-agent"}, Log: logWriter{t},
 		ReplaceSource: map[string]string{"packaging/config/agent.toml": changed}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(arts) != 1 {
-		t.Fatalf("build 1.0.1: got %d packages, want 1: %v", len(arts), arts)
+	for _, a := range arts {
+		if a.Format == "deb" {
+			b.agentV2 = a.Path
+		} else {
+			b.agentV2rpm = a.Path
+		}
 	}
-	b.agentV2 = arts[0].Path
+	if len(arts) != 2 || b.agentV2 == "" || b.agentV2rpm == "" {
+		t.Fatalf("build 1.0.1: got %v, want a deb and an rpm", arts)
+	}
 
 	b.arm64, err = cfg.Build(ctx, pkgbuild.Options{Dist: filepath.Join(dist, "arm64"), Version: "1.0.0", Arches: []string{"arm64"},
-		Packages: []string{"falconet-agent"}})
+		Packages: []string{"falconet-agent"}, Log: logWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("packages: built 1.0.0 (4 packages, deb and rpm, amd64), agent 1.0.1, agent arm64 in %s", time.Since(start).Round(time.Second))
 	return b
+}
+
+// logWriter sends pkgbuild's progress lines to the test log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 func daemonPackages() []string {
@@ -708,4 +724,140 @@ func testArm64(t *testing.T, b built) {
 	if !formats["deb"] || !formats["rpm"] {
 		t.Errorf("arm64: built %v, want deb and rpm", b.arm64)
 	}
+}
+
+// newChroot makes a root whose /usr is an overlay on the host's /usr (what
+// the packages write there lands in a temporary upper layer), so that
+// maintainer scripts run chrooted with real tools, without DPKG_ROOT and
+// without systemd: the path taken in a container.
+func newChroot(t *testing.T) string {
+	t.Helper()
+	root, layers := t.TempDir(), t.TempDir()
+	for _, d := range []string{"usr", "etc", "dev", "tmp", "run", "var/lib/dpkg/info", "var/lib/dpkg/updates"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"up", "work"} {
+		if err := os.MkdirAll(filepath.Join(layers, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=/usr,upperdir=" + filepath.Join(layers, "up") + ",workdir=" + filepath.Join(layers, "work")
+	if err := syscall.Mount("overlay", filepath.Join(root, "usr"), "overlay", 0, opts); err != nil {
+		t.Skipf("packages: chroot test skipped, cannot mount an overlay on /usr: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(filepath.Join(root, "usr"), 0); err != nil {
+			t.Errorf("unmount the overlay: %v", err)
+		}
+	})
+	for _, l := range []string{"bin", "sbin", "lib", "lib64"} {
+		if target, err := os.Readlink("/" + l); err == nil {
+			if err := os.Symlink(target, filepath.Join(root, l)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := syscall.Mknod(filepath.Join(root, "dev/null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "dev/null"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"var/lib/dpkg/status": "",
+		"etc/passwd":          "root:x:0:0:root:/root:/bin/sh\n",
+		"etc/group":           "root:x:0:\n",
+		"etc/shadow":          "root:*:19000:0:99999:7:::\n",
+		"etc/gshadow":         "root:*::\n",
+	}
+	for _, f := range []string{"adduser.conf", "login.defs", "nsswitch.conf"} {
+		if raw, err := os.ReadFile("/etc/" + f); err == nil {
+			files["etc/"+f] = string(raw)
+		}
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func testChroot(t *testing.T, b built) {
+	t.Run("deb", func(t *testing.T) {
+		s := &scratch{t: t, root: newChroot(t)}
+		// No --force-script-chrootless: dpkg runs the scripts chrooted, so
+		// they take the host path (adduser, getent) with no systemd running.
+		dpkg := func(args ...string) string {
+			t.Helper()
+			return run(t, nil, "dpkg", append([]string{"--root=" + s.root, "--force-confold"}, args...)...)
+		}
+		dpkg("-i", b.v1["falconet-agent"])
+		uid, gid, pw := s.ids()
+		if uid < 1 || uid >= 1000 || gid < 1 || gid >= 1000 || !strings.HasSuffix(pw, ":/var/lib/falconet:/usr/sbin/nologin") {
+			t.Fatalf("adduser: got %q (gid %d), want a system user with home /var/lib/falconet and no login", pw, gid)
+		}
+		s.expectStat("var/lib/falconet/agent", 0o750, uid, gid)
+		s.expectStat("etc/falconet/agent.toml", 0o640, 0, gid)
+		s.expectExists(wantsDir+"falconet-agent.service", true, "enabled by deb-systemd-helper")
+		dpkg("-i", b.agentV2)
+		if st := s.status("falconet-agent"); st != "install ok installed 1.0.1" {
+			t.Errorf("upgrade: status %q, want install ok installed 1.0.1", st)
+		}
+		dpkg("-P", "falconet-agent")
+		for _, p := range []string{"etc/falconet", "var/lib/falconet", wantsDir + "falconet-agent.service"} {
+			s.expectExists(p, false, "purged")
+		}
+	})
+
+	t.Run("rpm", func(t *testing.T) {
+		s := &scratch{t: t, root: newChroot(t)}
+		rpm := func(args ...string) string {
+			t.Helper()
+			return run(t, nil, "rpm", append([]string{"--root", s.root, "--nodeps"}, args...)...)
+		}
+		run(t, nil, "rpm", "--root", s.root, "--initdb")
+		rpm("-i", b.v1rpm["falconet-agent"])
+		uid, gid, pw := s.ids()
+		if uid < 1 || uid >= 1000 || gid < 1 || gid >= 1000 || !strings.HasSuffix(pw, ":/var/lib/falconet:/sbin/nologin") {
+			t.Fatalf("%%pre: got %q (gid %d), want a system user with home /var/lib/falconet and no login", pw, gid)
+		}
+		s.expectStat("var/lib/falconet/agent", 0o750, uid, gid)
+		s.expectStat("etc/falconet/agent.toml", 0o640, 0, gid)
+		s.expectExists(wantsDir+"falconet-agent.service", true, "enabled by %post")
+
+		agentConf := s.path("etc/falconet/agent.toml")
+		conf, err := os.ReadFile(agentConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := strings.Replace(string(conf), `hostname = ""`, `hostname = "edited-by-admin"`, 1)
+		if err := os.WriteFile(agentConf, []byte(edited), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.path("var/lib/falconet/agent/buffer.db"), []byte("undelivered"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+
+		rpm("-U", b.agentV2rpm)
+		if q := run(t, nil, "rpm", "--root", s.root, "-q", "--qf", "%{VERSION}", "falconet-agent"); q != "1.0.1" {
+			t.Errorf("upgrade: installed version %q, want 1.0.1", q)
+		}
+		if got, _ := os.ReadFile(agentConf); string(got) != edited {
+			t.Errorf("upgrade: agent.toml lost the admin's edit")
+		}
+		if dist, err := os.ReadFile(agentConf + ".rpmnew"); err != nil || !strings.Contains(string(dist), "# new default in 1.0.1") {
+			t.Errorf("upgrade: agent.toml.rpmnew: err=%v, want the 1.0.1 default", err)
+		}
+		s.expectStat("etc/falconet/agent.toml", 0o640, 0, gid)
+		s.expectExists(wantsDir+"falconet-agent.service", true, "still enabled after upgrade")
+
+		rpm("-e", "falconet-agent")
+		s.expectExists("usr/bin/falconet-agent", false, "erased")
+		s.expectExists(wantsDir+"falconet-agent.service", false, "disabled by %preun")
+		s.expectExists("etc/falconet/agent.toml.rpmsave", true, "edited config kept by rpm")
+		s.expectExists("var/lib/falconet/agent/buffer.db", true, "data kept (rpm has no purge)")
+	})
 }

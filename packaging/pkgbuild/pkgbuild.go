@@ -83,6 +83,10 @@ func Load(path string) (*Config, error) {
 				return nil, fmt.Errorf("%s: nfpms[%d].%s: %w key (known: %s)", path, i, k, ErrUnsupported, strings.Join(nfpmKeys, ", "))
 			}
 		}
+		// nfpm names packages conventionally; goreleaser must do the same.
+		if t, ok := m["file_name_template"]; ok && strings.ReplaceAll(fmt.Sprint(t), " ", "") != "{{.ConventionalFileName}}" {
+			return nil, fmt.Errorf("%s: nfpms[%d].file_name_template: %w value %q (only {{ .ConventionalFileName }}, nfpm's naming)", path, i, ErrUnsupported, t)
+		}
 		for _, id := range stringList(m["ids"]) {
 			if _, ok := c.builds[id]; !ok {
 				return nil, fmt.Errorf("%s: nfpms[%d].ids: no build with id %q", path, i, id)
@@ -97,7 +101,7 @@ func Load(path string) (*Config, error) {
 var (
 	buildKeys = []string{"id", "binary", "main", "env", "goos", "goarch", "flags", "ldflags", "mod_timestamp"}
 	nfpmKeys  = []string{"id", "package_name", "ids", "formats", "bindir", "vendor", "homepage", "maintainer",
-		"license", "section", "priority", "mtime", "description", "contents", "overrides", "scripts",
+		"license", "section", "priority", "mtime", "file_name_template", "description", "contents", "overrides", "scripts",
 		"dependencies", "recommends", "suggests", "conflicts", "replaces", "provides", "umask", "deb", "rpm"}
 )
 
@@ -459,12 +463,14 @@ func (c *Config) nfpmConfig(n map[string]any, arch string, d TemplateData, binar
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if slices.Contains([]string{"id", "ids", "formats", "bindir", "file_name_template"}, k) {
+			continue // used above, or nfpm's own behaviour
+		}
 		v, err := renderAll(fmt.Sprintf("nfpms %s %s", id, k), n[k], d)
 		if err != nil {
 			return nil, err
 		}
 		switch k {
-		case "id", "ids", "formats", "bindir":
 		case "package_name":
 			conf["name"] = v
 		case "dependencies":
