@@ -102,7 +102,8 @@ func esAuthOptions(cfg *ElasticsearchConfig) ([]elastic.ClientOptionFunc, error)
 }
 
 // explainESError says what to check when Elasticsearch refuses the saver's
-// credentials or its TLS does not verify; "" otherwise.
+// credentials or its TLS does not verify; "" otherwise. Only answers that
+// cannot pass without a fix count: a closed connection or a 5xx does not.
 func explainESError(err error, cfg *ElasticsearchConfig) string {
 	if why := tlsconf.Explain(err, "saver.elasticsearch.tls", "Elasticsearch"); why != "" {
 		return why
@@ -120,13 +121,6 @@ func explainESError(err error, cfg *ElasticsearchConfig) string {
 			return "Elasticsearch wants credentials (401); set saver.elasticsearch.username and password, or api_key"
 		case http.StatusForbidden:
 			return "Elasticsearch authenticated the saver but forbids the request (403); the user or API key needs the privileges to manage index templates and write falconet-* indices"
-		}
-	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) {
-		for _, u := range cfg.URLs {
-			if strings.HasPrefix(u, "http://") {
-				return "the connection was closed; if Elasticsearch speaks HTTPS (ES 8 does by default) use https:// in saver.elasticsearch.urls"
-			}
 		}
 	}
 	return ""
