@@ -53,6 +53,7 @@ test-fault: build ## network-namespace fault tests (root); log and report table 
 
 test-packages: ## package tests (root): debs/rpms from .goreleaser.yaml installed, upgraded, removed, purged in a scratch root; rpm -qp; systemd-analyze verify
 	FALCONET_PACKAGE_TEST=1 $(GO) test -count=1 -v -timeout 15m ./packaging/
+	FALCONET_PACKAGE_TEST=1 $(GO) test -count=1 -v -timeout 10m -run '^TestPackagedAgentSelfUpdate$$' ./update/
 
 # goreleaser when installed (go install github.com/goreleaser/goreleaser/v2@v2.15.1), otherwise the same
 # .goreleaser.yaml through nfpm (packaging/cmd/pkgbuild); a tagged clean HEAD gives a release version.

@@ -14,9 +14,11 @@ import (
 // marked bad, and not taken again: one that exits at once, one that hangs
 // (ignores SIGTERM), a real agent that runs but never gets an ack, a
 // truncated binary and a binary for another architecture (both published
-// "correctly", so they pass size, checksum and signature). The agent is
+// "correctly", so they pass size, checksum and signature), and a good
+// binary published under a version it does not report. The agent is
 // started by hand (no systemd): the watcher restarts the old version.
 func TestSelfUpdateBadReleasesRolledBack(t *testing.T) {
+	t.Parallel()
 	e := newFleetEnv(t)
 	a := e.startAgent("bad-host", "1.0.0", "5s")
 	a.waitRunning(30*time.Second, "1.0.0", "installed")
@@ -56,6 +58,7 @@ func TestSelfUpdateBadReleasesRolledBack(t *testing.T) {
 		{"2.2.0", noack, []string{"no_ack"}},
 		{"2.3.0", truncated, []string{"exec_failed", "exited"}},
 		{"2.4.0", otherArch, []string{"exec_failed"}},
+		{"2.5.0", bin(t, "agent-1.1.0"), []string{"wrong_version"}}, // a good binary, published under the wrong version
 	}
 	for _, c := range cases {
 		a.waitDelivering(30 * time.Second)
@@ -92,8 +95,8 @@ func TestSelfUpdateBadReleasesRolledBack(t *testing.T) {
 		}
 	}
 	// The last failure is visible in /metrics.
-	if v := a.value("falconet_update_last_failure_info", map[string]string{"version": "2.4.0"}); v != 1 {
-		t.Errorf("falconet_update_last_failure_info{version=2.4.0}: got %v, want 1", v)
+	if v := a.value("falconet_update_last_failure_info", map[string]string{"version": "2.5.0"}); v != 1 {
+		t.Errorf("falconet_update_last_failure_info{version=2.5.0}: got %v, want 1", v)
 	}
 	if v := a.value("falconet_update_bad_versions", nil); v != float64(len(cases)) {
 		t.Errorf("falconet_update_bad_versions: got %v, want %d", v, len(cases))

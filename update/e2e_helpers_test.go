@@ -147,11 +147,13 @@ func (e *fleetEnv) publish(version, binary, platform string, percent int) {
 type agentProc struct {
 	t         *testing.T
 	dir       string
+	dataDir   string // buffer.db and versions/
 	installed string
 	cfgPath   string
 	logPath   string
 	httpAddr  string
 	cmd       *exec.Cmd
+	exited    chan struct{} // closed when the started process ended
 }
 
 func freePort(t *testing.T) string {
@@ -193,11 +195,16 @@ interval = "1s"
 health_timeout = %q
 `
 
-// writeAgentConfig writes an agent config under dir.
+// writeAgentConfig writes an agent config under dir, with the buffer in
+// dir/data.
 func (e *fleetEnv) writeAgentConfig(dir, name, host, httpAddr, relayAddr, healthTimeout string) string {
 	e.t.Helper()
-	p := filepath.Join(dir, name)
-	text := fmt.Sprintf(agentConfig, host, httpAddr, filepath.Join(dir, "data", "buffer.db"), relayAddr, e.feedURL,
+	return e.writeAgentConfigAt(filepath.Join(dir, name), filepath.Join(dir, "data"), host, httpAddr, relayAddr, healthTimeout)
+}
+
+func (e *fleetEnv) writeAgentConfigAt(p, dataDir, host, httpAddr, relayAddr, healthTimeout string) string {
+	e.t.Helper()
+	text := fmt.Sprintf(agentConfig, host, httpAddr, filepath.Join(dataDir, "buffer.db"), relayAddr, e.feedURL,
 		e.key.PublicKey(), healthTimeout)
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		e.t.Fatal(err)
@@ -210,6 +217,7 @@ func (e *fleetEnv) startAgent(host, version, healthTimeout string) *agentProc {
 	t := e.t
 	t.Helper()
 	a := &agentProc{t: t, dir: filepath.Join(e.dir, host), httpAddr: freePort(t)}
+	a.dataDir = filepath.Join(a.dir, "data")
 	binDir := filepath.Join(a.dir, "usr", "bin")
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -228,7 +236,15 @@ func (e *fleetEnv) startAgent(host, version, healthTimeout string) *agentProc {
 	t.Cleanup(func() { os.Chmod(binDir, 0o755) })
 	a.cfgPath = e.writeAgentConfig(a.dir, "agent.toml", host, a.httpAddr, e.relay.ProtocolAddr(), healthTimeout)
 	a.logPath = filepath.Join(a.dir, "agent.log")
-	logf, err := os.Create(a.logPath)
+	a.start(host)
+	return a
+}
+
+// start runs a.installed -config a.cfgPath by hand, logging to a.logPath.
+func (a *agentProc) start(host string) {
+	t := a.t
+	t.Helper()
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +261,8 @@ func (e *fleetEnv) startAgent(host, version, healthTimeout string) *agentProc {
 		t.Fatal(err)
 	}
 	pgid := a.cmd.Process.Pid
-	go a.cmd.Wait() // reap; the watcher may outlive it
+	a.exited = make(chan struct{})
+	go func() { a.cmd.Wait(); close(a.exited) }() // reap; the watcher may outlive it
 	t.Cleanup(func() {
 		// The agent, its watcher and anything the watcher restarted share
 		// the process group this test created.
@@ -254,7 +271,6 @@ func (e *fleetEnv) startAgent(host, version, healthTimeout string) *agentProc {
 			t.Logf("agent %s log:\n%s", host, a.log())
 		}
 	})
-	return a
 }
 
 func (a *agentProc) log() string {
@@ -264,7 +280,7 @@ func (a *agentProc) log() string {
 
 func (a *agentProc) state() update.State {
 	var s update.State
-	b, err := os.ReadFile(filepath.Join(a.dir, "data", "versions", "state.json"))
+	b, err := os.ReadFile(filepath.Join(a.dataDir, "versions", "state.json"))
 	if err == nil {
 		json.Unmarshal(b, &s)
 	}

@@ -101,6 +101,7 @@ func (s *supervisor) restart(t *testing.T) {
 // good release commits, and after a service restart the installed binary
 // execs the committed version again.
 func TestSelfUpdateUnderSystemdSupervisor(t *testing.T) {
+	t.Parallel()
 	e := newFleetEnv(t)
 	a, sup := e.startSupervised("sysd-host", "1.0.0", "5s")
 	a.waitRunning(30*time.Second, "1.0.0", "installed")

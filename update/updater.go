@@ -212,9 +212,9 @@ func (u *Updater) Boot() error {
 	now := time.Now()
 	var target string
 	var failed *Failure
-	var tr *Trial
+	var tr, mismatch *Trial
 	s, err := u.st.update(func(s *State) error {
-		failed, target, tr = nil, "", nil
+		failed, target, tr, mismatch = nil, "", nil, nil
 		if u.IsBase() {
 			if t := s.Trial; t != nil {
 				if t.Stopped {
@@ -245,6 +245,15 @@ func (u *Updater) Boot() error {
 			}
 			return nil
 		}
+		if t := s.Trial; t != nil && t.Version != u.cfg.Version && u.exe == u.versionPath(t.Version) {
+			// Published as t.Version but reports another version: it
+			// would be taken again at every check.
+			f := s.markBad(t.Version, "wrong_version", fmt.Sprintf("the binary reports version %s", u.cfg.Version), now)
+			failed = &f
+			mismatch = t
+			s.Trial = nil
+			return nil
+		}
 		if t := s.Trial; t != nil && t.Version == u.cfg.Version && !t.Stopped {
 			t.Stage = "started"
 			t.PID = os.Getpid()
@@ -264,6 +273,9 @@ func (u *Updater) Boot() error {
 	}
 	if target != "" {
 		return &Exec{Path: u.versionPath(target), Reason: "run the committed version " + target, u: u}
+	}
+	if mismatch != nil {
+		return &Exec{Path: u.base, Reason: "roll back " + mismatch.Version, u: u, args: mismatch.Args}
 	}
 	u.mu.Lock()
 	switch {
