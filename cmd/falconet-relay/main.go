@@ -87,8 +87,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = srv.Close()
 		return 1
 	}
+	mirrorCtx, stopMirror := context.WithCancel(ctx)
+	defer stopMirror()
+	waitMirror, err := startMirror(mirrorCtx, cfg, srv, logger) // [update] mirror, served at /update/
+	if err != nil {
+		logger.Error("cannot start", "err", fmt.Errorf("relay.update.mirror: %w", err))
+		stopGossip()
+		_ = srv.Close()
+		return 1
+	}
 	err = srv.Run(ctx) // on SIGTERM: drains while still advertised as draining
 	stopGossip()       // then leaves the pool
+	stopMirror()
+	waitMirror()
 	if err != nil {
 		logger.Error("relay failed", "err", err)
 		return 1
