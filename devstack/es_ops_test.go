@@ -668,3 +668,48 @@ func TestESTypedGetMapping(t *testing.T) {
 	expect(t, r, "error.type", "illegal_argument_exception")
 	env.must(200, "GET", "/"+names[0]+"/_mapping/_all", "")
 }
+
+// Parameters dev-es used to accept and ignore; each now works as the
+// reference says or is refused. Reference: "Create or update index
+// template API (legacy)" (order), "Bulk API" and "Index API"
+// (require_alias), "Update API" (if_seq_no), "Update index settings API"
+// (static settings on closed indices), "Create index API" (top-level keys).
+func TestESParametersHonoured(t *testing.T) {
+	env := newESEnv(t)
+	p := env.prefix
+	env.must(200, "PUT", "/_template/"+p+"o?order=7", `{"index_patterns":["`+p+`o-*"]}`)
+	expect(t, env.must(200, "GET", "/_template/"+p+"o", ""), p+"o.order", 7)
+	env.must(200, "PUT", "/_template/"+p+"o?order=7", `{"index_patterns":["`+p+`o-*"],"order":2}`)
+	expect(t, env.must(200, "GET", "/_template/"+p+"o", ""), p+"o.order", 2)
+
+	ix := env.idx("ra")
+	env.must(200, "PUT", "/"+ix, `{"aliases":{"`+p+`ra-alias":{}}}`)
+	r := env.must(404, "PUT", "/"+ix+"/_doc/1?require_alias=true", `{"a":1}`)
+	expect(t, r, "error.type", "index_not_found_exception")
+	env.must(201, "PUT", "/"+p+"ra-alias/_doc/1?require_alias=true", `{"a":1}`)
+	b := env.must(200, "POST", "/_bulk", "{\"index\":{\"_index\":\""+ix+"\",\"_id\":\"2\",\"require_alias\":true}}\n{\"a\":2}\n")
+	expect(t, b, "items.0.index.status", 404)
+
+	d := env.must(200, "GET", "/"+ix+"/_doc/1", "")
+	seq := get(d, "_seq_no")
+	r = env.must(409, "POST", "/"+ix+"/_update/1?if_seq_no=99&if_primary_term=1", `{"doc":{"a":3}}`)
+	expect(t, r, "error.type", "version_conflict_engine_exception")
+	env.must(200, "POST", fmt.Sprintf("/%s/_update/1?if_seq_no=%v&if_primary_term=1", ix, seq), `{"doc":{"a":3}}`)
+
+	r = env.must(400, "PUT", "/"+ix+"/_settings", `{"index.codec":"best_compression"}`)
+	expect(t, r, "error.type", "illegal_argument_exception")
+	env.must(200, "POST", "/"+ix+"/_close", "")
+	env.must(200, "PUT", "/"+ix+"/_settings", `{"index.codec":"best_compression"}`)
+	env.must(200, "POST", "/"+ix+"/_open", "")
+	s := env.must(200, "GET", "/"+ix+"/_settings", "")
+	expect(t, s, ix+".settings.index.codec", "best_compression")
+
+	r = env.must(400, "PUT", "/"+env.idx("top"), `{"number_of_shards":1}`)
+	expect(t, r, "error.type", "parse_exception")
+	env.must(200, "PUT", "/"+env.idx("top"), `{"settings":{"number_of_shards":1}}`)
+	if env.dev != nil {
+		env.must(400, "PUT", "/"+ix+"/_mapping?write_index_only=true", `{"properties":{"b":{"type":"long"}}}`)
+		env.must(400, "DELETE", "/"+ix+"/_doc/1?version=3&version_type=external", "")
+	}
+	env.must(200, "PUT", "/"+env.idx("nope")+","+ix+"/_mapping?ignore_unavailable=true", `{"properties":{"b":{"type":"long"}}}`)
+}

@@ -338,9 +338,13 @@ func (s *Server) handleGetAlias(rq *request) *esError {
 			aliasExpr = rq.parts[2]
 		}
 	}
+	o := resolveOpts{allowNoIndices: true, noAliases: true, closed: true, expand: map[string]bool{"open": true, "closed": true}}
+	if e := o.fromParams(rq); e != nil {
+		return e
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	names, e := s.resolveIndices(indexExpr, resolveOpts{allowNoIndices: true, noAliases: true, closed: true, expand: map[string]bool{"open": true, "closed": true}})
+	names, e := s.resolveIndices(indexExpr, o)
 	if e != nil {
 		return e
 	}

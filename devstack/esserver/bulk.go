@@ -564,6 +564,9 @@ func (s *Server) handleBulk(rq *request) *esError {
 	if rq.param("pipeline") != "" {
 		return errUnsupported("ingest pipelines")
 	}
+	if t := rq.param("type"); t != "" && t != "_doc" {
+		return errUnsupported("custom mapping types ([%s]); use _doc", t)
+	}
 	policy, e := rq.refreshParam()
 	if e != nil {
 		return e

@@ -451,12 +451,25 @@ func (s *Server) handlePutLegacyTemplate(rq *request) *esError {
 	if e := rq.allow("create", "order", "master_timeout", "include_type_name"); e != nil {
 		return e
 	}
+	if e := refuseTypedBodies(rq); e != nil {
+		return e
+	}
 	body, e := decodeBody(rq.body, "template")
 	if e != nil {
 		return e
 	}
 	if body == nil {
 		return errValidation("template is missing")
+	}
+	if v := rq.param("order"); v != "" {
+		// the URL's order applies unless the body has one
+		if _, has := body["order"]; !has {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return errIllegalArgument("Failed to parse int parameter [order] with value [%s]", v)
+			}
+			body["order"] = jsonNumber(strconv.Itoa(n))
+		}
 	}
 	t, e := parseLegacyTemplate(rq.parts[1], body)
 	if e != nil {
@@ -498,6 +511,9 @@ func (t *legacyTemplate) render(flat bool) map[string]any {
 
 func (s *Server) handleGetLegacyTemplate(rq *request) *esError {
 	if e := rq.allow("local", "master_timeout", "flat_settings", "include_type_name"); e != nil {
+		return e
+	}
+	if e := refuseTypedBodies(rq); e != nil {
 		return e
 	}
 	expr := ""
@@ -691,6 +707,9 @@ func templateName(t *indexTemplate) string {
 
 func (s *Server) handleCreateIndex(rq *request) *esError {
 	if e := rq.allow("wait_for_active_shards", "timeout", "master_timeout", "include_type_name"); e != nil {
+		return e
+	}
+	if e := refuseTypedBodies(rq); e != nil {
 		return e
 	}
 	name := rq.parts[0]
@@ -910,6 +929,9 @@ func (s *Server) handlePutMapping(rq *request) *esError {
 	if e := rq.allow("timeout", "master_timeout", "ignore_unavailable", "allow_no_indices", "expand_wildcards", "write_index_only", "include_type_name"); e != nil {
 		return e
 	}
+	if e := refuseTypedBodies(rq); e != nil {
+		return e
+	}
 	body, e := decodeBody(rq.body, "put mapping")
 	if e != nil {
 		return e
@@ -921,7 +943,11 @@ func (s *Server) handlePutMapping(rq *request) *esError {
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{closed: true})
+	o := resolveOpts{closed: true}
+	if e := o.fromParams(rq); e != nil {
+		return e
+	}
+	names, e := s.resolveIndices(rq.parts[0], o)
 	if e != nil {
 		return e
 	}
@@ -982,7 +1008,11 @@ func (s *Server) handlePutSettings(rq *request) *esError {
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names, e := s.resolveIndices(rq.parts[0], resolveOpts{closed: true})
+	o := resolveOpts{closed: true}
+	if e := o.fromParams(rq); e != nil {
+		return e
+	}
+	names, e := s.resolveIndices(rq.parts[0], o)
 	if e != nil {
 		return e
 	}

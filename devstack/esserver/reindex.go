@@ -12,6 +12,9 @@ func (s *Server) handleReindex(rq *request) *esError {
 	if e := rq.allow("refresh", "timeout", "wait_for_completion", "wait_for_active_shards", "requests_per_second", "slices", "max_docs", "scroll", "require_alias"); e != nil {
 		return e
 	}
+	if v := rq.param("slices"); v != "" && v != "1" && v != "auto" {
+		return errUnsupported("slices=%s (one slice only)", v)
+	}
 	body, e := decodeBody(rq.body, "reindex")
 	if e != nil {
 		return e

@@ -278,3 +278,17 @@ func refuseParams(rq *request, names ...string) *esError {
 	}
 	return nil
 }
+
+// refuseTypedBodies answers 400 for include_type_name=true on APIs whose
+// body would then be typed ({"_doc":{"properties":...}}), and for the
+// write_index_only flag of put mapping.
+func refuseTypedBodies(rq *request) *esError {
+	for _, k := range []string{"include_type_name", "write_index_only"} {
+		if v, e := rq.boolParam(k, false); e != nil {
+			return e
+		} else if v {
+			return errUnsupported("%s=true on %s %s", k, rq.r.Method, rq.path)
+		}
+	}
+	return nil
+}
