@@ -3,6 +3,7 @@ package update_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/relay"
 	"github.com/falconet/falconet/relay/relaytest"
 	"github.com/falconet/falconet/update"
 	"github.com/falconet/falconet/update/feed"
@@ -131,6 +133,25 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 	t.Cleanup(srv.Close)
 	e.feedURL = srv.URL
 	return e
+}
+
+// viaRelayMirror makes agents fetch the feed from the relay's [update]
+// mirror (served at /update/ on its HTTP port) instead of the feed server.
+func (e *fleetEnv) viaRelayMirror() {
+	t := e.t
+	t.Helper()
+	m, err := feed.NewMirror(feed.MirrorConfig{Upstream: e.feedURL, Dir: filepath.Join(e.dir, "mirror"), Interval: 200 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.relay.HandleHTTP(relay.FeedPath, http.StripPrefix("/update", m)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.feedURL = "http://" + e.relay.HTTPAddr() + "/update"
 }
 
 // publish adds a release signed with the env's key.

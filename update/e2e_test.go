@@ -21,9 +21,11 @@ import (
 // A good release is taken, runs in the same process (exec), proves itself
 // and commits; every metric pushed across the update reaches Kafka. Then
 // the release is halted and the agent returns to the installed version.
+// The agent reaches the feed only through its relay's mirror.
 func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 	t.Parallel()
 	e := newFleetEnv(t)
+	e.viaRelayMirror()
 	a := e.startAgent("good-host", "1.0.0", "20s")
 	a.waitRunning(30*time.Second, "1.0.0", "installed")
 	a.waitDelivering(30 * time.Second)
