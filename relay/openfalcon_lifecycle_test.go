@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/rpc"
@@ -164,4 +165,42 @@ func TestOpenFalconIdleAndConnectionLimit(t *testing.T) {
 	if resp, err := rpcCall(third, []*ofMetricValue{gauge("idle", "again", 1, 1764000000)}); err != nil || resp.Message != "ok" {
 		t.Errorf("after the idle close: %+v, %v", resp, err)
 	}
+}
+
+// TestOpenFalconClientNotReadingIsClosed: a client that keeps sending calls
+// and never reads the answers is no longer read once its answers pile up,
+// and is closed after limits.write_timeout.
+func TestOpenFalconClientNotReadingIsClosed(t *testing.T) {
+	_, r, logs := startOpenFalcon(t, func(c *relay.Config) { _ = c.Limits.WriteTimeout.UnmarshalText([]byte("500ms")) })
+	c, err := net.Dial("tcp", r.ProtocolAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var pings strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&pings, `{"method":"Transfer.Ping","params":[null],"id":%d}`+"\n", i)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		for {
+			_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(c, pings.String()); err != nil {
+				werr <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-werr:
+		t.Logf("client's write failed as the relay closed: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("relay still reading a client that never reads its answers")
+	}
+	relaytest.WaitFor(t, 5*time.Second, "close logged", func() bool {
+		return strings.Contains(logs.String(), "cannot write to Open-Falcon client; closing")
+	})
+	relaytest.WaitFor(t, 5*time.Second, "connection released", func() bool {
+		return strings.Contains(metricsText(t, r), "falconet_relay_openfalcon_connections 0")
+	})
 }

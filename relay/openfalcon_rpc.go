@@ -106,6 +106,7 @@ type rpcConn struct {
 	inflight int    // calls read and not yet answered
 	readDone bool   // no more calls will be read
 	notify   chan struct{}
+	drained  *sync.Cond // signalled when the writer took out, or stopped
 }
 
 func (s *Server) serveRPC(nc net.Conn, r io.Reader) {
@@ -140,6 +141,7 @@ func (s *Server) serveRPC(nc net.Conn, r io.Reader) {
 	}()
 	_ = wire.SetUserTimeout(nc, lim.WriteTimeout.D())
 	rc := &rpcConn{srv: s, nc: nc, peer: peer, budget: newBudget(int64(lim.ConnInflightBytes)), notify: make(chan struct{}, 1)}
+	rc.drained = sync.NewCond(&rc.mu)
 	rc.ctx, rc.cancel = context.WithCancel(s.hardCtx)
 	stop := context.AfterFunc(rc.ctx, func() { _ = nc.Close() })
 	var wg sync.WaitGroup
@@ -167,6 +169,17 @@ func (rc *rpcConn) readLoop(br *bufio.Reader) string {
 	for {
 		if s.draining.Load() {
 			return "relay shutting down"
+		}
+		// A client that sends calls and does not read the answers stops
+		// being read once its unwritten answers pass this bound; the
+		// writer's deadline (limits.write_timeout) then closes it.
+		rc.mu.Lock()
+		for len(rc.out) > maxUnwrittenAnswers && rc.ctx.Err() == nil {
+			rc.drained.Wait()
+		}
+		rc.mu.Unlock()
+		if rc.ctx.Err() != nil {
+			return "closed by relay"
 		}
 		_ = rc.nc.SetReadDeadline(time.Now().Add(s.cfg.OpenFalcon.IdleTimeout.D()))
 		var err error
@@ -285,7 +298,15 @@ func (rc *rpcConn) wake() {
 	}
 }
 
+// maxUnwrittenAnswers bounds the answers queued for one connection.
+const maxUnwrittenAnswers = 256 << 10
+
 func (rc *rpcConn) writeLoop() {
+	defer func() {
+		rc.mu.Lock()
+		rc.drained.Broadcast()
+		rc.mu.Unlock()
+	}()
 	var out []byte
 	for {
 		select {
@@ -296,6 +317,7 @@ func (rc *rpcConn) writeLoop() {
 		rc.mu.Lock()
 		out, rc.out = rc.out, out[:0]
 		finished := rc.readDone && rc.inflight == 0
+		rc.drained.Broadcast()
 		rc.mu.Unlock()
 		if len(out) > 0 {
 			_ = rc.nc.SetWriteDeadline(time.Now().Add(rc.srv.cfg.Limits.WriteTimeout.D()))
