@@ -299,12 +299,12 @@ listen = %q
 path = %q
 [relay]
 addresses = []
-[discovery]
+%s[discovery]
 seeds = [%s]
 bind = %q
 keys = [%q]
-%s%s`, name, name, httpAddr, filepath.Join(cfg.Dir, name, "buffer.db"), strings.Join(quoted, ", "), d.addr(700+i),
-		d.state.GossipKey, d.sec.agentTOML(), collectors))
+%s`, name, name, httpAddr, filepath.Join(cfg.Dir, name, "buffer.db"), d.sec.agentTOML(), strings.Join(quoted, ", "), d.addr(700+i),
+		d.state.GossipKey, collectors))
 	if err != nil {
 		return err
 	}
