@@ -13,6 +13,9 @@
 //     Elasticsearch returns (type, reason, root_cause, status).
 //   - Real features it does not implement answer 400 with a reason that
 //     starts "dev-es does not support", never a silently wrong result.
+//   - Every endpoint is one row of the routes table (routes.go): a path no
+//     row serves is refused, never answered by a shorter route; a body sent
+//     where none is read is refused. TestRouterWalk walks the table.
 //   - An acknowledged write is on disk: every write request commits one
 //     bbolt transaction (fsync) before it is answered, like Elasticsearch's
 //     default translog durability "request".
