@@ -5,9 +5,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -152,3 +158,127 @@ func TestAllowList(t *testing.T) {
 		t.Errorf("idle_timeout 0: got %v", err)
 	}
 }
+
+// remoteAs is a real loopback connection that reports another peer address,
+// to drive the allow list without a second network.
+type remoteAs struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c remoteAs) RemoteAddr() net.Addr { return c.addr }
+
+// TestNotAllowedPeersRefused drives the legacy, JSON-RPC and /api/push
+// handlers with a peer outside open_falcon.allow: each is refused, counted
+// and logged; a peer inside it is served.
+func TestNotAllowedPeersRefused(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = ListenConfig{Protocol: "127.0.0.1:0", Legacy: "127.0.0.1:0", HTTP: "127.0.0.1:0"}
+	cfg.Discovery.Bind = ""
+	cfg.OpenFalcon.Enabled = true
+	cfg.OpenFalcon.Allow = []string{"10.1.0.0/16"}
+	var logs strings.Builder
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, logger, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stranger := &net.TCPAddr{IP: net.ParseIP("10.2.0.9"), Port: 4000}
+	pair := func() (client, server net.Conn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		client, err = net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err = ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close(); server.Close() })
+		return client, server
+	}
+
+	client, server := pair()
+	done := make(chan struct{})
+	go func() { s.serveLegacy(remoteAs{server, stranger}); close(done) }()
+	<-done
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(client); len(b) != 0 || err != nil {
+		t.Errorf("legacy from a stranger: got %q, %v; want closed", b, err)
+	}
+
+	client, server = pair()
+	go func() {
+		_, _ = io.WriteString(client, `{"method":"Transfer.Update","params":[[]],"id":4}`+"\n")
+	}()
+	done = make(chan struct{})
+	go func() { s.serveProtocol(remoteAs{server, stranger}); close(done) }()
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(client)
+	<-done
+	if string(b) != `{"id":4,"result":null,"error":"falconet relay: source address not allowed (open_falcon.allow)"}`+"\n" {
+		t.Errorf("rpc from a stranger: got %q", b)
+	}
+
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/api/push", strings.NewReader(`[]`))
+	req.RemoteAddr = stranger.String()
+	s.servePush(rec, req)
+	if rec.Code != 403 || !strings.Contains(rec.Body.String(), "not allowed") {
+		t.Errorf("/api/push from a stranger: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest("POST", "/api/push", strings.NewReader(`[]`))
+	req.RemoteAddr = "10.1.7.7:5000"
+	s.servePush(rec, req)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"msg":"success"`) {
+		t.Errorf("/api/push from an allowed network: %d %s", rec.Code, rec.Body)
+	}
+
+	refused := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "falconet_relay_unauthenticated_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var input, reason string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "input":
+					input = l.GetValue()
+				case "reason":
+					reason = l.GetValue()
+				}
+			}
+			refused[input+"/"+reason] = m.GetCounter().GetValue()
+		}
+	}
+	if want := map[string]float64{"legacy/not_allowed": 1, "rpc/not_allowed": 1, "http/not_allowed": 1}; fmt.Sprint(refused) != fmt.Sprint(want) {
+		t.Errorf("falconet_relay_unauthenticated_refused_total %v, want %v", refused, want)
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	if n := strings.Count(out, "peer not in open_falcon.allow"); n != 3 || !strings.Contains(out, "peer=10.2.0.9:4000") {
+		t.Errorf("refusal logs (%d, want 3 with the peer):\n%s", n, out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
