@@ -12,6 +12,7 @@ import (
 	"net/rpc"
 	"net/rpc/jsonrpc"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/falconet/falconet/metric"
 	"github.com/falconet/falconet/relay"
 	"github.com/falconet/falconet/relay/relaytest"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ofMetricValue and ofTransferResponse are Open-Falcon's common/model types,
@@ -574,4 +576,63 @@ func TestOpenFalconKafkaDown(t *testing.T) {
 	}
 	wantMetrics(t, r, `falconet_relay_openfalcon_calls_total{input="rpc",result="error"} 3`,
 		`falconet_relay_openfalcon_calls_total{input="http",result="error"} 1`)
+}
+
+// TestOpenFalconProduceFailing: the brokers answer but refuse every produce
+// (NOT_ENOUGH_REPLICAS): calls are answered an error, never "ok"; once
+// produce works again calls succeed, and Kafka holds only what was "ok".
+func TestOpenFalconProduceFailing(t *testing.T) {
+	k := devstack.StartKafkaT(t, topic)
+	cfg := relaytest.Config(k.Addr())
+	cfg.OpenFalcon.Enabled = true
+	cfg.Kafka.RetryMax = 1
+	cfg.Kafka.Idempotent = false
+	r := relaytest.Start(t, cfg, nil)
+	var mu sync.Mutex
+	fail := true
+	k.Cluster().ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		k.Cluster().KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		if !fail {
+			return nil, nil, false
+		}
+		preq := req.(*kmsg.ProduceRequest)
+		resp := preq.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range preq.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = 19 // NOT_ENOUGH_REPLICAS
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	c, err := jsonrpc.Dial("tcp", r.ProtocolAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 3 {
+		resp, err := rpcCall(c, []*ofMetricValue{gauge("pf", fmt.Sprint("refused.", i), 1, 1764000000)})
+		if err == nil || !strings.Contains(err.Error(), "kafka") || strings.Contains(err.Error(), "timeout") {
+			t.Fatalf("call %d with produce failing: %+v, %v; want an error naming kafka, in time", i, resp, err)
+		}
+		t.Logf("call %d: %v", i, err)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	relaytest.WaitFor(t, 20*time.Second, "relay ready again", func() bool { return r.Health() == nil })
+	if resp, err := rpcCall(c, []*ofMetricValue{gauge("pf", "ok", 1, 1764000000)}); err != nil || resp.Message != "ok" {
+		t.Fatalf("after produce recovered: %+v, %v", resp, err)
+	}
+	counts, _ := recordsBySeries(t, k.Addr(), 1)
+	if counts["pf/ok/"] != 1 || len(counts) != 1 {
+		t.Errorf("series in Kafka %v, want only pf/ok/ once", counts)
+	}
 }
