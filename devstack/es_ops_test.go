@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -712,4 +713,51 @@ func TestESParametersHonoured(t *testing.T) {
 		env.must(400, "DELETE", "/"+ix+"/_doc/1?version=3&version_type=external", "")
 	}
 	env.must(200, "PUT", "/"+env.idx("nope")+","+ix+"/_mapping?ignore_unavailable=true", `{"properties":{"b":{"type":"long"}}}`)
+}
+
+// Closing and opening while other clients search, write and read stats:
+// every answer is a success or index_closed_exception, never a 5xx (run
+// with -race, this also checks the closed flag is read safely).
+func TestESCloseOpenConcurrent(t *testing.T) {
+	env := newESEnv(t)
+	names := seedDaily(t, env, 2)
+	ix := names[0]
+	done := make(chan struct{})
+	errs := make(chan string, 100)
+	var wg sync.WaitGroup
+	for _, req := range []struct{ m, p, b string }{
+		{"POST", "/" + env.prefix + "falconet-metrics-*/_search", `{"query":{"query_string":{"query":"endpoint:host-1"}}}`},
+		{"GET", "/" + env.prefix + "falconet-metrics-*/_stats", ""},
+		{"PUT", "/" + ix + "/_doc/x", `{"step":1}`},
+		{"GET", "/_cat/indices?format=json", ""},
+	} {
+		wg.Add(1)
+		go func(m, p, b string) {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				r := env.do(m, p, b)
+				if r.status >= 500 || (r.status >= 300 && !strings.Contains(string(r.body), "index_closed_exception")) {
+					select {
+					case errs <- fmt.Sprintf("%s %s: %d %s", m, p, r.status, r.body):
+					default:
+					}
+				}
+			}
+		}(req.m, req.p, req.b)
+	}
+	for i := 0; i < 30; i++ {
+		env.must(200, "POST", "/"+ix+"/_close", "")
+		env.must(200, "POST", "/"+ix+"/_open", "")
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }

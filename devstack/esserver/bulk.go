@@ -520,7 +520,7 @@ func (s *Server) executeWrites(ops []*writeOp, policy refreshPolicy, injectRejec
 			}
 		}
 		s.mu.RLock()
-		closed := ix.closed
+		closed := ix.closed.Load()
 		s.mu.RUnlock()
 		if closed {
 			e := errIndexClosed(ix)
@@ -639,7 +639,7 @@ func (s *Server) docIndex(name string) (*index, *esError) {
 			return nil, errIllegalArgument("alias [%s] has more than one index associated with it [%s], can't execute a single index op", name, strings.Join(targets, ", "))
 		}
 	}
-	if ix.closed {
+	if ix.closed.Load() {
 		return nil, errIndexClosed(ix)
 	}
 	return ix, nil

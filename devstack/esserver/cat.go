@@ -249,7 +249,7 @@ func (s *Server) handleCatIndices(rq *request) *esError {
 		row := map[string]string{"health": status, "status": "open", "index": ix.name, "uuid": ix.uuid,
 			"pri": strconv.Itoa(ix.setting("number_of_shards", 1)), "rep": strconv.Itoa(ix.setting("number_of_replicas", 1)),
 			"creation.date": strconv.FormatInt(ix.created, 10), "creation.date.string": time.UnixMilli(ix.created).UTC().Format("2006-01-02T15:04:05.000Z")}
-		if ix.closed {
+		if ix.closed.Load() {
 			row["status"] = "close"
 		} else {
 			ix.mu.RLock()
@@ -380,7 +380,7 @@ func (s *Server) handleCatShards(rq *request) *esError {
 			row := map[string]string{"index": ix.name, "shard": strconv.Itoa(c.shard), "prirep": "r", "state": c.state()}
 			if c.primary {
 				row["prirep"], row["ip"], row["id"], row["node"] = "p", host, nodeID[:4], nodeName
-				if !ix.closed {
+				if !ix.closed.Load() {
 					if c.shard != 0 {
 						live, size = 0, 0
 					}

@@ -398,7 +398,7 @@ func indexStatsMetrics(list string) (map[string]bool, *esError) {
 func sumIndexStats(list []*index, metrics map[string]bool) map[string]any {
 	docs, deleted, store := 0, 0, int64(0)
 	for _, ix := range list {
-		if ix.closed {
+		if ix.closed.Load() {
 			continue
 		}
 		ix.mu.RLock()
@@ -448,7 +448,7 @@ func (s *Server) handleStats(rq *request) *esError {
 	shards, ok := 0, 0
 	indices := map[string]any{}
 	for _, ix := range list {
-		if ix.closed {
+		if ix.closed.Load() {
 			continue
 		}
 		p := ix.setting("number_of_shards", 1)
@@ -557,7 +557,7 @@ func (s *Server) handleClusterState(rq *request) *esError {
 			}
 			sort.Strings(aliases)
 			state := "open"
-			if ix.closed {
+			if ix.closed.Load() {
 				state = "close"
 			}
 			mp := map[string]any{}

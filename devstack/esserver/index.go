@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -243,7 +244,7 @@ type index struct {
 	settings map[string]string
 	m        *mapping
 	aliases  map[string]aliasDef // guarded by Server.mu
-	closed   bool                // guarded by Server.mu ("Close index API")
+	closed   atomic.Bool         // "Close index API"
 
 	mu         sync.RWMutex
 	overlay    map[string]*docState // changes since the last refresh (realtime GET sees them)

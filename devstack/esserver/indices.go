@@ -1029,7 +1029,7 @@ func (s *Server) handlePutSettings(rq *request) *esError {
 	}
 	var open []string
 	for _, n := range names {
-		if !s.indices[n].closed {
+		if !s.indices[n].closed.Load() {
 			open = append(open, n)
 		}
 	}

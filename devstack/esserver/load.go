@@ -55,7 +55,7 @@ func (s *Server) loadAll() error {
 				return fmt.Errorf("esserver: index %s mapping: %v", name, e)
 			}
 			ix := newIndex(name, meta.UUID, meta.Created, meta.Settings, m)
-			ix.closed = meta.Closed
+			ix.closed.Store(meta.Closed)
 			if meta.Aliases != nil {
 				ix.aliases = meta.Aliases
 			}

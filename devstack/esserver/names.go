@@ -116,7 +116,7 @@ func (o resolveOpts) wildcardReaches(ix *index) bool {
 	if ix.settings["index.hidden"] == "true" && !ex["hidden"] {
 		return false
 	}
-	if ix.closed {
+	if ix.closed.Load() {
 		return ex["closed"]
 	}
 	return ex["open"]
@@ -168,7 +168,7 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 				for _, a := range s.aliasNames() {
 					if globMatch(part, a) {
 						for _, n := range s.aliasIndices(a) {
-							if !s.indices[n].closed || o.closed {
+							if !s.indices[n].closed.Load() || o.closed {
 								add(n)
 							}
 						}
@@ -196,9 +196,9 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 					return nil, errIllegalArgument("The provided expression [%s] matches an alias, specify the corresponding concrete indices instead.", part)
 				}
 				for _, n := range targets {
-					if ix := s.indices[n]; ix.closed && !o.closed && !o.ignoreUnavailable {
+					if ix := s.indices[n]; ix.closed.Load() && !o.closed && !o.ignoreUnavailable {
 						return nil, errIndexClosed(ix)
-					} else if !ix.closed || o.closed {
+					} else if !ix.closed.Load() || o.closed {
 						add(n)
 					}
 				}
@@ -209,7 +209,7 @@ func (s *Server) resolveIndices(expr string, o resolveOpts) ([]string, *esError)
 			}
 			return nil, errIndexNotFound(part)
 		}
-		if ix := s.indices[part]; ix.closed && !o.closed {
+		if ix := s.indices[part]; ix.closed.Load() && !o.closed {
 			if o.ignoreUnavailable {
 				continue
 			}

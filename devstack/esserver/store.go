@@ -92,7 +92,7 @@ func (w *writeBatch) meta(ix *index) {
 	if w.metas == nil {
 		w.metas = map[string][]byte{}
 	}
-	b, _ := json.Marshal(indexMeta{UUID: ix.uuid, Created: ix.created, Settings: ix.settings, Mappings: ix.m.render(), Aliases: ix.aliases, Closed: ix.closed})
+	b, _ := json.Marshal(indexMeta{UUID: ix.uuid, Created: ix.created, Settings: ix.settings, Mappings: ix.m.render(), Aliases: ix.aliases, Closed: ix.closed.Load()})
 	w.metas[ix.name] = b
 }
 

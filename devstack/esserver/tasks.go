@@ -1,7 +1,6 @@
 package esserver
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -469,17 +468,21 @@ func (s *Server) handleOpenClose(rq *request) *esError {
 			ix.refreshLocked()
 			ix.mu.Unlock()
 		}
-		ix.closed = closing
+		ix.closed.Store(closing)
 		wb.meta(ix)
 		res[n] = map[string]any{"closed": true}
 	}
 	if err := s.st.apply(wb); err != nil {
 		for _, n := range names {
-			s.indices[n].closed = !closing
+			s.indices[n].closed.Store(!closing)
 		}
 		return storeErr(err)
 	}
-	s.log.Info(fmt.Sprintf("dev-es index %s", map[bool]string{true: "closed", false: "opened"}[closing]), "indices", names)
+	if closing {
+		s.log.Info("dev-es index closed", "indices", names)
+	} else {
+		s.log.Info("dev-es index opened", "indices", names)
+	}
 	if closing {
 		return s.ok(rq, 200, map[string]any{"acknowledged": true, "shards_acknowledged": true, "indices": res})
 	}
