@@ -204,3 +204,84 @@ func TestOpenFalconClientNotReadingIsClosed(t *testing.T) {
 		return strings.Contains(metricsText(t, r), "falconet_relay_openfalcon_connections 0")
 	})
 }
+
+// TestOpenFalconBackpressure: with Kafka holding every produce, pipelined
+// calls fill the in-flight budget; the relay stops reading, reports
+// backpressure, answers nothing, and once Kafka answers every call is "ok"
+// and every item is in Kafka once.
+func TestOpenFalconBackpressure(t *testing.T) {
+	k := devstack.StartKafkaT(t, topic)
+	var mu sync.Mutex
+	holding := true
+	release := make(chan struct{})
+	k.Cluster().ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.Cluster().KeepControl()
+		mu.Lock()
+		h := holding
+		mu.Unlock()
+		if h {
+			k.Cluster().SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	cfg := relaytest.Config(k.Addr())
+	cfg.OpenFalcon.Enabled = true
+	cfg.Limits.MaxFrame = 64 << 10
+	cfg.Limits.ConnInflightBytes = 64 << 10
+	cfg.Limits.MaxInflightBytes = 128 << 10
+	_ = cfg.Kafka.Timeout.UnmarshalText([]byte("20s"))
+	r := relaytest.Start(t, cfg, nil)
+	const conns, calls, per = 3, 20, 50
+	var wg sync.WaitGroup
+	results := make(chan error, conns*calls)
+	for ci := range conns {
+		c, err := jsonrpc.Dial("tcp", r.ProtocolAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range calls {
+			var items []*ofMetricValue
+			for j := range per {
+				items = append(items, gauge("bp", fmt.Sprintf("m.%d.%d.%d", ci, i, j), j, 1764000000))
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var resp ofTransferResponse
+				err := c.Call("Transfer.Update", items, &resp)
+				if err == nil && (resp.Message != "ok" || resp.Total != per) {
+					err = fmt.Errorf("answer %+v", resp)
+				}
+				results <- err
+			}()
+		}
+	}
+	relaytest.WaitFor(t, 20*time.Second, "relay reports backpressure", func() bool {
+		err := r.Health()
+		return err != nil && strings.Contains(err.Error(), "backpressure")
+	})
+	if n := len(results); n != 0 {
+		t.Fatalf("%d calls answered while Kafka held every produce", n)
+	}
+	mu.Lock()
+	holding = false
+	mu.Unlock()
+	close(release)
+	wg.Wait()
+	close(results)
+	for err := range results {
+		if err != nil {
+			t.Fatalf("call after release: %v", err)
+		}
+	}
+	counts, _ := recordsBySeries(t, k.Addr(), conns*calls*per)
+	if len(counts) != conns*calls*per {
+		t.Errorf("%d series in Kafka, want %d", len(counts), conns*calls*per)
+	}
+	for s, n := range counts {
+		if n != 1 {
+			t.Fatalf("%s in Kafka %d times, want once", s, n)
+		}
+	}
+}
