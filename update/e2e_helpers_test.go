@@ -233,22 +233,40 @@ func (e *fleetEnv) writeAgentConfigAt(p, dataDir, host, httpAddr, relayAddr, hea
 	return p
 }
 
+// freePorts returns n distinct free loopback addresses (all held open
+// while choosing, so none is handed out twice).
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
+}
+
 // startAgent installs agent-<version> read-only and starts it by hand.
 func (e *fleetEnv) startAgent(host, version, healthTimeout string) *agentProc {
+	e.t.Helper()
+	return e.startAgentAt(host, version, healthTimeout, freePort(e.t))
+}
+
+// startAgentAt is startAgent with the HTTP address given.
+func (e *fleetEnv) startAgentAt(host, version, healthTimeout, httpAddr string) *agentProc {
 	t := e.t
 	t.Helper()
-	a := &agentProc{t: t, dir: filepath.Join(e.dir, host), httpAddr: freePort(t)}
+	a := &agentProc{t: t, dir: filepath.Join(e.dir, host), httpAddr: httpAddr}
 	a.dataDir = filepath.Join(a.dir, "data")
 	binDir := filepath.Join(a.dir, "usr", "bin")
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	a.installed = filepath.Join(binDir, "falconet-agent")
-	data, err := os.ReadFile(bin(t, "agent-"+version))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(a.installed, data, 0o555); err != nil {
+	if err := os.Link(bin(t, "agent-"+version), a.installed); err != nil { // same bytes, no copy
 		t.Fatal(err)
 	}
 	if err := os.Chmod(binDir, 0o555); err != nil { // like ProtectSystem=strict
