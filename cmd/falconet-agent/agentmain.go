@@ -41,6 +41,7 @@ type Main struct {
 	ShowVersion bool
 	TestMode    bool
 	WatchDir    string // -update-watch: run the update trial watcher
+	updater     *update.Updater
 
 	stdout, stderr io.Writer
 
@@ -202,6 +203,9 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 		return err
 	}
 	if upd != nil {
+		m.mu.Lock()
+		m.updater = upd
+		m.mu.Unlock()
 		if err := upd.Boot(); err != nil {
 			return err
 		}

@@ -51,3 +51,13 @@ func newUpdater(cfg agent.Config, host string, acks *ackClock, logger *slog.Logg
 	ucfg.AgentID = host
 	return update.New(ucfg, acks, logger, reg)
 }
+
+// UpdateStatus is the running version, the self-update state (off,
+// installed, committed, trial) and the last rollback, for what the agent
+// advertises (falconet status). Safe to call at any time.
+func (m *Main) UpdateStatus() update.Status {
+	m.mu.Lock()
+	u := m.updater
+	m.mu.Unlock()
+	return u.Status()
+}
