@@ -133,8 +133,9 @@ func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 	}
 }
 
-// Tampered binary and manifest, wrong key, truncated download, downgrade
-// and another platform are refused; the old version keeps running.
+// Tampered binary and manifest, wrong key, truncated download, downgrade,
+// another platform and a replayed old manifest are refused; the old
+// version keeps running.
 func TestSelfUpdateRefusals(t *testing.T) {
 	t.Parallel()
 	e := newFleetEnv(t)
@@ -210,6 +211,14 @@ func TestSelfUpdateRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitRefused("bad_signature", bad)
+
+	// An old manifest, properly signed (serial 2), replayed after newer
+	// ones were seen: refused, so a replay cannot undo a halt.
+	old := &feed.Manifest{Format: 1, Serial: 1, Releases: mf.Releases[:1]}
+	if err := feed.WriteManifest(e.feedDir, old, e.key, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitRefused("replay", 0)
 
 	if v, s := a.running(); v != "1.0.0" || s != "installed" {
 		t.Fatalf("after the refusals: running %s (%s), want 1.0.0 (installed)", v, s)
