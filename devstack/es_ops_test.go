@@ -166,6 +166,9 @@ func TestESRetentionListing(t *testing.T) {
 		env.must(400, "GET", "/"+names[1]+"/_stats/indexing", "")
 	}
 	env.must(400, "GET", "/"+names[1]+"/_stats/bogus", "")
+	env.must(200, "PUT", "/_index_template/"+env.prefix+"daily", `{"index_patterns":["`+env.prefix+`falconet-metrics-*"],"priority":9,"template":{"settings":{"number_of_replicas":0}}}`)
+	r = env.must(200, "GET", "/_cluster/state/metadata?filter_path=metadata.index_template", "")
+	expect(t, r, "metadata.index_template.index_template."+env.prefix+"daily.template.settings.index.number_of_replicas", "0")
 	// a closed index is listed only when expand_wildcards asks for it
 	env.must(200, "POST", "/"+names[2]+"/_close", "")
 	r = env.must(200, "GET", "/_cluster/state/metadata/"+pat, "")
@@ -233,6 +236,9 @@ func TestESCatClusterFieldCaps(t *testing.T) {
 	txt := env.do("GET", "/_cat/shards/"+names[1]+"?v&h=index,prirep,state", "")
 	if !strings.HasPrefix(string(txt.body), "index") || !strings.Contains(string(txt.body), "UNASSIGNED") {
 		t.Fatalf("_cat/shards text: %q", txt.body)
+	}
+	if help := env.do("GET", "/_cat/shards?help", ""); !strings.Contains(string(help.body), "prirep | p,pr,primaryOrReplica |") {
+		t.Fatalf("_cat/shards?help: %q", help.body)
 	}
 	decode(env.do("GET", "/_cat/aliases/"+env.prefix+"recent?format=json", ""))
 	if len(rows) != 1 || rows[0]["index"] != names[0] {

@@ -43,9 +43,15 @@ func (s *Server) writeCat(rq *request, t catTable) *esError {
 	if help, e := rq.boolParam("help", false); e != nil {
 		return e
 	} else if help {
+		// "name | aliases |" per column (ES adds a description)
+		short := map[string][]string{}
+		for a, c := range t.aliases {
+			short[c] = append(short[c], a)
+		}
 		var b strings.Builder
 		for _, c := range t.cols {
-			fmt.Fprintf(&b, "%s\n", c)
+			sort.Strings(short[c])
+			fmt.Fprintf(&b, "%s | %s |\n", c, strings.Join(short[c], ","))
 		}
 		return writeText(rq, b.String())
 	}

@@ -543,9 +543,12 @@ func (s *Server) handleClusterState(rq *request) *esError {
 	}
 	if want["metadata"] {
 		s.mu.RLock()
-		tpls := map[string]any{}
+		tpls, composable := map[string]any{}, map[string]any{}
 		for _, n := range s.templateNames("", true) {
 			tpls[n] = s.legacy[n].render(flat)
+		}
+		for _, n := range s.templateNames("", false) {
+			composable[n] = s.templates[n].render(flat)
 		}
 		s.mu.RUnlock()
 		idx := map[string]any{}
@@ -572,7 +575,7 @@ func (s *Server) handleClusterState(rq *request) *esError {
 		}
 		out["metadata"] = map[string]any{"cluster_uuid": clusterUUID, "cluster_uuid_committed": true,
 			"cluster_coordination": map[string]any{"term": 1, "last_committed_config": []string{nodeID}, "last_accepted_config": []string{nodeID}, "voting_config_exclusions": []any{}},
-			"templates":            tpls, "indices": idx, "index-graveyard": map[string]any{"tombstones": []any{}}}
+			"templates":            tpls, "index_template": map[string]any{"index_template": composable}, "indices": idx, "index-graveyard": map[string]any{"tombstones": []any{}}}
 	}
 	if want["routing_table"] || want["routing_nodes"] {
 		rt := map[string]any{}

@@ -367,24 +367,29 @@ func (s *Server) handleGetIndexTemplate(rq *request) *esError {
 	}
 	list := []any{}
 	for _, n := range names {
-		t := s.templates[n]
-		it := map[string]any{"composed_of": []any{}}
-		for k, v := range t.Raw {
-			it[k] = v
-		}
-		if tm, ok := t.Raw["template"].(map[string]any); ok {
-			c := map[string]any{}
-			for k, v := range tm {
-				c[k] = v
-			}
-			if _, has := c["settings"]; has {
-				c["settings"] = renderSettings(t.Settings, flat)
-			}
-			it["template"] = c
-		}
-		list = append(list, map[string]any{"name": n, "index_template": it})
+		list = append(list, map[string]any{"name": n, "index_template": s.templates[n].render(flat)})
 	}
 	return s.ok(rq, 200, map[string]any{"index_templates": list})
+}
+
+// render is a composable template as ES 7.17 returns it: the body as
+// stored, settings normalised.
+func (t *indexTemplate) render(flat bool) map[string]any {
+	it := map[string]any{"composed_of": []any{}}
+	for k, v := range t.Raw {
+		it[k] = v
+	}
+	if tm, ok := t.Raw["template"].(map[string]any); ok {
+		c := map[string]any{}
+		for k, v := range tm {
+			c[k] = v
+		}
+		if _, has := c["settings"]; has {
+			c["settings"] = renderSettings(t.Settings, flat)
+		}
+		it["template"] = c
+	}
+	return it
 }
 
 func (s *Server) handleHeadIndexTemplate(rq *request) *esError {
