@@ -162,6 +162,9 @@ func TestESRetentionListing(t *testing.T) {
 	all := env.must(200, "GET", "/"+names[1]+"/_stats", "")
 	expect(t, all, "_all.total.docs.count", 4)
 	env.must(200, "GET", "/_stats", "")
+	sh := env.must(200, "GET", "/"+names[1]+"/_stats/docs?level=shards", "")
+	expect(t, sh, "indices."+esc(names[1])+".shards.0.0.routing.primary", true)
+	expect(t, sh, "indices."+esc(names[1])+".shards.0.0.docs.count", 4)
 	if env.dev != nil {
 		env.must(400, "GET", "/"+names[1]+"/_stats/indexing", "")
 	}

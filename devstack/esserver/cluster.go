@@ -437,7 +437,6 @@ func (s *Server) handleStats(rq *request) *esError {
 	switch level {
 	case "", "indices", "cluster":
 	case "shards":
-		return errUnsupported("index stats level=shards")
 	default:
 		return errIllegalArgument("level parameter must be one of [cluster] or [indices] or [shards] but was [%s]", level)
 	}
@@ -456,7 +455,24 @@ func (s *Server) handleStats(rq *request) *esError {
 		ok += p
 		st := sumIndexStats([]*index{ix}, im)
 		health, _, _ := healthOf(ix)
-		indices[ix.name] = map[string]any{"uuid": ix.uuid, "health": health, "status": "open", "primaries": st, "total": st}
+		o := map[string]any{"uuid": ix.uuid, "health": health, "status": "open", "primaries": st, "total": st}
+		if level == "shards" {
+			// started copies only: the primaries (all documents are in shard 0)
+			sh := map[string]any{}
+			for i := 0; i < p; i++ {
+				c := st
+				if i > 0 {
+					c = sumIndexStats(nil, im)
+				}
+				e := map[string]any{"routing": map[string]any{"state": "STARTED", "primary": true, "node": nodeID, "relocating_node": nil}}
+				for k, v := range c {
+					e[k] = v
+				}
+				sh[strconv.Itoa(i)] = []any{e}
+			}
+			o["shards"] = sh
+		}
+		indices[ix.name] = o
 	}
 	all := sumIndexStats(list, im)
 	out := map[string]any{"_shards": map[string]any{"total": shards, "successful": ok, "failed": 0},
