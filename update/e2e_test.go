@@ -75,6 +75,8 @@ func TestSelfUpdateGoodReleaseThenHalt(t *testing.T) {
 		t.Fatalf("process %d runs %q (%v), want the same PID running versions/1.1.0/falconet-agent", pid, exe, err)
 	}
 	a.waitDelivering(30 * time.Second)
+	waitFor(t, 10*time.Second, "the watcher gone and reaped (no zombie child)", func() bool { return len(children(pid)) == 0 },
+		func() string { return fmt.Sprintf("children of %d: %v", pid, children(pid)) })
 	if s := a.state(); s.Current != "1.1.0" || s.Trial != nil || len(s.Bad) != 0 {
 		t.Fatalf("state after commit: got %+v, want current 1.1.0, no trial, nothing bad", s)
 	}
@@ -243,4 +245,23 @@ func sha256File(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// children lists the processes whose parent is pid ("PID STATE" each).
+func children(pid int) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, e.Name()+" "+f[0])
+		}
+	}
+	return out
 }

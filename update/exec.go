@@ -39,8 +39,8 @@ func (e *Exec) Do() error {
 			// the next start and a missing ack by the trial itself; only a
 			// hang would go unnoticed when no supervisor restarts us.
 			u.log.Error("cannot start the update watcher", "err", err)
-		} else {
-			_ = w.Process.Release()
+		} else if _, err := u.st.update(func(s *State) error { s.Watcher = w.Process.Pid; return nil }); err != nil {
+			u.log.Warn("cannot record the watcher", "err", err)
 		}
 		u.log.Info("exec into the new version", "path", e.Path, "version", t.Version, "deadline", t.Deadline.Format(time.RFC3339))
 	} else {

@@ -29,6 +29,9 @@ type State struct {
 	LastFailure *Failure `json:"last_failure,omitempty"`
 	// Serial is the highest manifest serial seen; lower ones are refused.
 	Serial int64 `json:"serial,omitempty"`
+	// Watcher is the PID of the last trial watcher, a child of the agent
+	// process: the agent reaps it (no zombie left behind).
+	Watcher int `json:"watcher,omitempty"`
 }
 
 // Trial is a version on probation.

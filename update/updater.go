@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -264,6 +265,16 @@ func (u *Updater) Boot() error {
 	})
 	if err != nil {
 		return err
+	}
+	if s.Watcher != 0 {
+		// The watcher of the last trial may be this process's child (the
+		// PID survives exec): reap it when it ends. Wait4 on a PID that is
+		// not our child returns at once (ECHILD); ours cannot be reused
+		// while unreaped.
+		go func(pid int) {
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(pid, &ws, 0, nil)
+		}(s.Watcher)
 	}
 	u.m.showState(&s)
 	if failed != nil {
