@@ -35,8 +35,6 @@ type ChooserConfig struct {
 	// MoveGrace is how long a decided move waits for the sender to carry it
 	// out before the chooser adopts the relay actually in use. Default 30s.
 	MoveGrace time.Duration
-	// UnknownRTT stands for a relay not yet measured. Default 1s.
-	UnknownRTT time.Duration
 	// Fallback addresses (relay.addresses) come after every discovered
 	// relay.
 	Fallback []string
@@ -109,9 +107,6 @@ func NewChooser(n *Node, cfg ChooserConfig, logger *slog.Logger, reg prometheus.
 	}
 	if cfg.MoveGrace <= 0 {
 		cfg.MoveGrace = 30 * time.Second
-	}
-	if cfg.UnknownRTT <= 0 {
-		cfg.UnknownRTT = time.Second
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
@@ -215,6 +210,15 @@ func (c *Chooser) evaluate(tick bool) {
 		mean = max(float64(total)/float64(len(cands)), 1)
 	}
 	w := float64(c.cfg.LoadWeight)
+	// A relay not measured yet counts as far as the farthest measured one:
+	// usable at once for a first choice or a failover, never a reason to
+	// move (decide requires a measured RTT for that).
+	var unknownRTT time.Duration
+	for _, r := range cands {
+		if d, ok := c.n.RTT(r.Name); ok {
+			unknownRTT = max(unknownRTT, d)
+		}
+	}
 	scores := make([]Score, 0, len(cands))
 	for _, r := range cands {
 		m := r.Meta
@@ -231,7 +235,7 @@ func (c *Chooser) evaluate(tick bool) {
 		s := Score{Name: r.Name, Addr: m.Addr, RTT: rtt, Load: time.Duration(pen)}
 		if !ok {
 			s.RTT = -1
-			rtt = c.cfg.UnknownRTT
+			rtt = unknownRTT
 		}
 		s.Score = rtt + s.Load
 		scores = append(scores, s)
@@ -326,7 +330,7 @@ func (c *Chooser) decide(inUse string, scores []Score, find func(string) (Score,
 		clear(c.streak)
 		return best.Addr, reason
 	}
-	if best.Addr == inUse {
+	if best.Addr == inUse || best.RTT < 0 {
 		clear(c.streak)
 		return inUse, ""
 	}
