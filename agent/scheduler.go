@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,32 +32,55 @@ var ErrSchedulerStopped = errors.New("agent: scheduler stopped")
 type SchedulerConfig struct {
 	// Hostname is stamped on metrics without an endpoint.
 	Hostname string
-	// MaxJitter bounds the random delay of a collector's first tick (its
-	// phase); later ticks keep that phase, so a fleet started at the same
-	// moment spreads its collections instead of hitting relays together.
-	// The phase is also capped at the collector's interval. 0: no jitter.
+	// MaxJitter bounds the agent's phase: one random delay, drawn once per
+	// scheduler, before the first round of every collector (capped at each
+	// interval). Later rounds keep that phase, so a fleet started at the
+	// same moment spreads its collections over time while each agent
+	// collects all its collectors of one interval together. 0: no jitter.
 	MaxJitter time.Duration
-	Logger    *slog.Logger
-	Metrics   *Metrics // nil: unregistered metrics
+	// GatherWindow is how long a round waits for the slowest collector of
+	// its interval before writing what it has; a collector finishing later
+	// writes its metrics on its own. Capped at half the interval. Default
+	// DefaultGatherWindow.
+	GatherWindow time.Duration
+	Logger       *slog.Logger
+	Metrics      *Metrics // nil: unregistered metrics
 }
 
+// DefaultGatherWindow is the default SchedulerConfig.GatherWindow.
+const DefaultGatherWindow = time.Second
+
 // Scheduler runs collectors on their intervals and hands their metrics to a
-// Sink. Each collector has its own ticker goroutine; a round runs in a
-// goroutine of its own, so a slow collector or a slow sink never delays
-// another collector. A collector whose previous round is still running when
-// its tick comes has that tick skipped and counted: it never runs twice at
-// once.
+// Sink. Collectors of the same interval form a group with one ticker
+// goroutine and the agent's one phase: at each tick every collector of the
+// group runs in a goroutine of its own, and what they return within the
+// gather window goes to the Sink in ONE Write (for the durable buffer: one
+// commit, one fsync, one batch to send per interval). A collector slower
+// than the gather window never delays the others: its metrics are written
+// on their own when it finishes. A collector whose previous round is still
+// running (or still being written) when its tick comes has that tick
+// skipped and counted: it never runs twice at once.
 type Scheduler struct {
 	sink    Sink
 	cfg     SchedulerConfig
 	logger  *slog.Logger
 	metrics *Metrics
+	phase   time.Duration // drawn once, in [0, MaxJitter)
 
 	mu      sync.Mutex
-	jobs    []*job
+	groups  map[time.Duration]*group
+	njobs   int
 	ctx     context.Context // set while running
+	base    time.Time       // when Run started: every group's phase is relative to it
 	stopped bool
 	wg      sync.WaitGroup
+}
+
+// group is the collectors sharing one interval.
+type group struct {
+	interval time.Duration
+	jobs     []*job // guarded by Scheduler.mu
+	sinkLog  logLimiter
 }
 
 type job struct {
@@ -80,8 +104,19 @@ func NewScheduler(sink Sink, cfg SchedulerConfig) *Scheduler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{sink: sink, cfg: cfg, logger: logger, metrics: orNewMetrics(cfg.Metrics)}
+	if cfg.GatherWindow <= 0 {
+		cfg.GatherWindow = DefaultGatherWindow
+	}
+	s := &Scheduler{sink: sink, cfg: cfg, logger: logger, metrics: orNewMetrics(cfg.Metrics), groups: map[time.Duration]*group{}}
+	if cfg.MaxJitter > 0 {
+		s.phase = rand.N(cfg.MaxJitter)
+	}
+	return s
 }
+
+// Phase is the agent's random delay before its first rounds (see
+// SchedulerConfig.MaxJitter).
+func (s *Scheduler) Phase() time.Duration { return s.phase }
 
 // AddMetric schedules fn every interval. It returns at once, before or
 // during Run; after Run ended it returns ErrSchedulerStopped.
@@ -94,21 +129,28 @@ func (s *Scheduler) AddMetric(fn CollectFunc, interval time.Duration, opts ...Jo
 	if s.stopped {
 		return ErrSchedulerStopped
 	}
-	j := &job{name: fmt.Sprintf("collector-%d", len(s.jobs)+1), fn: fn, interval: interval}
+	s.njobs++
+	j := &job{name: fmt.Sprintf("collector-%d", s.njobs), fn: fn, interval: interval}
 	for _, o := range opts {
 		o(j)
 	}
-	s.jobs = append(s.jobs, j)
-	if s.ctx != nil {
-		s.start(j)
+	g := s.groups[interval]
+	if g == nil {
+		g = &group{interval: interval}
+		s.groups[interval] = g
+		if s.ctx != nil {
+			s.start(g, time.Now())
+		}
 	}
+	g.jobs = append(g.jobs, j)
 	return nil
 }
 
-// start runs j's ticker; s.mu is held.
-func (s *Scheduler) start(j *job) {
+// start runs g's ticker, first ticking on the grid at or after from; s.mu
+// is held.
+func (s *Scheduler) start(g *group, from time.Time) {
 	s.wg.Add(1)
-	go s.loop(s.ctx, j)
+	go s.loop(s.ctx, g, s.firstTick(g, from))
 }
 
 // Run runs every collector until ctx ends, then waits for every goroutine
@@ -121,8 +163,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return errors.New("agent: scheduler: Run called twice")
 	}
 	s.ctx = ctx
-	for _, j := range s.jobs {
-		s.start(j)
+	s.base = time.Now()
+	for _, g := range s.groups {
+		s.start(g, s.base)
 	}
 	s.mu.Unlock()
 
@@ -134,14 +177,21 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *Scheduler) loop(ctx context.Context, j *job) {
-	defer s.wg.Done()
-	phase := time.Duration(0)
-	if maxJ := min(s.cfg.MaxJitter, j.interval); maxJ > 0 {
-		phase = rand.N(maxJ)
+// firstTick is the first time at or after from on g's grid: the scheduler's
+// start plus its phase (capped at the interval) plus whole intervals. A
+// group added during Run joins the same grid, so collectors of different
+// intervals still meet at their common multiples.
+func (s *Scheduler) firstTick(g *group, from time.Time) time.Time {
+	t := s.base.Add(min(s.phase, g.interval))
+	if t.Before(from) {
+		t = t.Add((from.Sub(t) + g.interval - 1) / g.interval * g.interval)
 	}
-	next := time.Now().Add(phase)
-	timer := time.NewTimer(phase)
+	return t
+}
+
+func (s *Scheduler) loop(ctx context.Context, g *group, next time.Time) {
+	defer s.wg.Done()
+	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	for {
 		select {
@@ -149,41 +199,113 @@ func (s *Scheduler) loop(ctx context.Context, j *job) {
 			return
 		case <-timer.C:
 		}
-		if j.busy.CompareAndSwap(false, true) {
+		s.mu.Lock()
+		jobs := slices.Clone(g.jobs)
+		s.mu.Unlock()
+		var due []*job
+		for _, j := range jobs {
+			if j.busy.CompareAndSwap(false, true) {
+				due = append(due, j)
+			} else {
+				s.metrics.SkippedTicks.WithLabelValues(j.name).Inc()
+				j.errLog.log(s.logger, "collector still running at its next tick; tick skipped", "collector", j.name, "interval", j.interval)
+			}
+		}
+		if len(due) > 0 {
 			s.wg.Add(1)
-			go s.round(ctx, j)
-		} else {
-			s.metrics.SkippedTicks.WithLabelValues(j.name).Inc()
-			j.errLog.log(s.logger, "collector still running at its next tick; tick skipped", "collector", j.name, "interval", j.interval)
+			go s.round(ctx, g, due)
 		}
 		// Keep the phase; after a long stall (suspend) resume from now
 		// rather than firing every missed tick at once.
 		now := time.Now()
-		next = next.Add(j.interval)
+		next = next.Add(g.interval)
 		if next.Before(now) {
-			next = now.Add(j.interval - now.Sub(next)%j.interval)
+			next = now.Add(g.interval - now.Sub(next)%g.interval)
 		}
 		timer.Reset(next.Sub(now))
 	}
 }
 
-// round runs one collection and writes its metrics.
-func (s *Scheduler) round(ctx context.Context, j *job) {
+// gathering collects one round's results until the gather window closes.
+type gathering struct {
+	mu      sync.Mutex
+	open    bool
+	ms      []metric.Metric
+	jobs    []*job
+	counts  []int
+	pending int
+	done    chan struct{} // closed when every collector answered in time
+}
+
+// round runs one collection of every due job of g (each marked busy) and
+// writes what they return within the gather window in one Write.
+func (s *Scheduler) round(ctx context.Context, g *group, due []*job) {
 	defer s.wg.Done()
-	defer j.busy.Store(false)
+	ga := &gathering{open: true, pending: len(due), done: make(chan struct{})}
+	for _, j := range due {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			ms := s.collect(ctx, j)
+			ga.mu.Lock()
+			if ga.open {
+				ga.ms = append(ga.ms, ms...)
+				ga.jobs = append(ga.jobs, j)
+				ga.counts = append(ga.counts, len(ms))
+				ga.pending--
+				if ga.pending == 0 {
+					close(ga.done)
+				}
+				ga.mu.Unlock()
+				return
+			}
+			ga.mu.Unlock()
+			// Late: write alone.
+			defer j.busy.Store(false)
+			if s.write(ctx, ms, &j.errLog, j.name) {
+				s.metrics.CollectedMetrics.WithLabelValues(j.name).Add(float64(len(ms)))
+			}
+		}()
+	}
+	window := time.NewTimer(min(s.cfg.GatherWindow, g.interval/2))
+	select {
+	case <-ga.done:
+	case <-window.C:
+	}
+	window.Stop()
+	ga.mu.Lock()
+	ga.open = false
+	ms, jobs, counts := ga.ms, ga.jobs, ga.counts
+	ga.mu.Unlock()
+	ok := s.write(ctx, ms, &g.sinkLog, "")
+	for i, j := range jobs {
+		if ok {
+			s.metrics.CollectedMetrics.WithLabelValues(j.name).Add(float64(counts[i]))
+		}
+		j.busy.Store(false)
+	}
+}
+
+// collect runs one job once and returns its valid, stamped metrics.
+func (s *Scheduler) collect(ctx context.Context, j *job) []metric.Metric {
 	start := time.Now()
 	ms, err := j.fn(ctx)
 	s.metrics.CollectDuration.WithLabelValues(j.name).Observe(time.Since(start).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
-			return // shutting down
+			return nil // shutting down
 		}
 		s.metrics.CollectErrors.WithLabelValues(j.name).Inc()
 		j.errLog.log(s.logger, "collector failed", "collector", j.name, "err", err)
 	}
-	ms = s.prepare(ms, j, start)
+	return s.prepare(ms, j, start)
+}
+
+// write hands ms to the sink; it reports whether they are stored. who names
+// the collector for a write of one collector's metrics ("" for a group).
+func (s *Scheduler) write(ctx context.Context, ms []metric.Metric, lim *logLimiter, who string) bool {
 	if len(ms) == 0 {
-		return
+		return true
 	}
 	// A round that finished collecting is written even when shutdown began
 	// meanwhile (the buffer is local; losing the last round would be
@@ -194,10 +316,14 @@ func (s *Scheduler) round(ctx context.Context, j *job) {
 	defer stop()
 	if err := s.sink.Write(wctx, ms); err != nil {
 		s.metrics.SinkErrors.WithLabelValues("collector").Inc()
-		j.errLog.log(s.logger, "sink write failed; metrics of this round lost", "collector", j.name, "metrics", len(ms), "err", err)
-		return
+		args := []any{"metrics", len(ms), "err", err}
+		if who != "" {
+			args = append(args, "collector", who)
+		}
+		lim.log(s.logger, "sink write failed; metrics of this round lost", args...)
+		return false
 	}
-	s.metrics.CollectedMetrics.WithLabelValues(j.name).Add(float64(len(ms)))
+	return true
 }
 
 // prepare stamps the metrics and drops (and counts) invalid ones.

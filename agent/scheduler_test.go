@@ -156,7 +156,8 @@ func TestSchedulerSlowCollectorBlocksNobody(t *testing.T) {
 }
 
 // TestSchedulerBlockedSinkBlocksNobody: a sink write that blocks holds up
-// only the collector that called it.
+// only the interval group that called it (collectors of one interval share
+// one write per round).
 func TestSchedulerBlockedSinkBlocksNobody(t *testing.T) {
 	blocked := &recordSink{gate: make(chan struct{})}
 	free := &recordSink{}
@@ -168,7 +169,7 @@ func TestSchedulerBlockedSinkBlocksNobody(t *testing.T) {
 	})
 	s := NewScheduler(mux, SchedulerConfig{Hostname: "h"})
 	_ = s.AddMetric(constCollector("stuck"), 10*time.Millisecond)
-	_ = s.AddMetric(constCollector("ok"), 10*time.Millisecond)
+	_ = s.AddMetric(constCollector("ok"), 11*time.Millisecond)
 	stop := startScheduler(t, s)
 	waitFor(t, "rounds while the sink is blocked for another collector", 5*time.Second, func() bool { return free.count("ok") >= 10 })
 	stop() // must return although a sink write is blocked: it sees ctx end
@@ -255,5 +256,147 @@ func TestSchedulerWritesLastRoundOnStop(t *testing.T) {
 	stop()
 	if n := sink.count("last"); n != 1 {
 		t.Errorf("last round written %d times, want 1", n)
+	}
+}
+
+// writeLog records every sink Write: when and what.
+type writeLog struct {
+	mu     sync.Mutex
+	writes [][]metric.Metric
+	at     []time.Time
+}
+
+func (w *writeLog) Write(_ context.Context, ms []metric.Metric) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, append([]metric.Metric(nil), ms...))
+	w.at = append(w.at, time.Now())
+	return nil
+}
+
+func (w *writeLog) n() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.writes)
+}
+
+// TestSchedulerOneWritePerInterval: the collectors of one interval share
+// the agent's phase and reach the sink in one Write per round (one buffer
+// commit, one batch to send), not one per collector.
+func TestSchedulerOneWritePerInterval(t *testing.T) {
+	sink := &writeLog{}
+	metrics := NewMetrics(nil)
+	s := NewScheduler(sink, SchedulerConfig{Hostname: "h", MaxJitter: 30 * time.Millisecond, Metrics: metrics})
+	names := []string{"c1", "c2", "c3", "c4", "c5"}
+	for i, n := range names {
+		// Different collection times, all well inside the gather window.
+		d := time.Duration(i) * 2 * time.Millisecond
+		_ = s.AddMetric(func(context.Context) ([]metric.Metric, error) {
+			time.Sleep(d) //nolint:forbidigo // simulated collection time
+			return []metric.Metric{gauge(n, 1, nil)}, nil
+		}, 100*time.Millisecond, Named(n))
+	}
+	startScheduler(t, s)
+	waitFor(t, "5 writes", 10*time.Second, func() bool { return sink.n() >= 5 })
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	for i, w := range sink.writes {
+		got := map[string]bool{}
+		for _, m := range w {
+			got[m.Name] = true
+		}
+		if len(w) != len(names) || len(got) != len(names) {
+			t.Fatalf("write %d holds %d metrics from %v, want one from each of %v in one write", i, len(w), got, names)
+		}
+	}
+	for i := 1; i < len(sink.at); i++ {
+		if gap := sink.at[i].Sub(sink.at[i-1]); gap < 50*time.Millisecond {
+			t.Errorf("writes %d and %d only %v apart, want one write per 100ms interval", i-1, i, gap)
+		}
+	}
+	if got := counterValue(metrics.CollectedMetrics.WithLabelValues("c3")); got < 5 {
+		t.Errorf("collected metrics counted for c3: %v, want >= 5", got)
+	}
+}
+
+// TestSchedulerOnePhasePerAgent: the phase is drawn once per scheduler and
+// bounded by MaxJitter; every interval group starts on it, so collectors of
+// different intervals meet at their common multiples.
+func TestSchedulerOnePhasePerAgent(t *testing.T) {
+	const maxJ = 200 * time.Millisecond
+	phases := map[time.Duration]bool{}
+	for range 20 {
+		s := NewScheduler(&recordSink{}, SchedulerConfig{MaxJitter: maxJ})
+		if p := s.Phase(); p < 0 || p >= maxJ {
+			t.Fatalf("phase %v, want in [0, %v)", p, maxJ)
+		}
+		phases[s.Phase()] = true
+	}
+	if len(phases) < 10 {
+		t.Errorf("20 schedulers drew only %d distinct phases, want them spread", len(phases))
+	}
+
+	var mu sync.Mutex
+	first := map[string]time.Time{}
+	sink := sinkFunc(func(_ context.Context, ms []metric.Metric) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range ms {
+			if _, ok := first[m.Name]; !ok {
+				first[m.Name] = time.Now()
+			}
+		}
+		return nil
+	})
+	s := NewScheduler(sink, SchedulerConfig{Hostname: "h", MaxJitter: maxJ})
+	_ = s.AddMetric(constCollector("fast"), 300*time.Millisecond)
+	_ = s.AddMetric(constCollector("slow"), 600*time.Millisecond)
+	start := time.Now()
+	startScheduler(t, s)
+	waitFor(t, "both collectors' first rounds", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(first) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for name, at := range first {
+		// The round is written when collection is done; allow the
+		// scheduling slack of a loaded machine but not another phase.
+		if d := at.Sub(start) - s.Phase(); d < 0 || d > 150*time.Millisecond {
+			t.Errorf("%s first written %v after start, want the agent's phase %v (+ <150ms)", name, at.Sub(start), s.Phase())
+		}
+	}
+}
+
+// TestSchedulerStragglerWritesAlone: a collector slower than the gather
+// window does not hold the round back; its metrics are written on their own
+// when it finishes.
+func TestSchedulerStragglerWritesAlone(t *testing.T) {
+	sink := &writeLog{}
+	release := make(chan struct{})
+	s := NewScheduler(sink, SchedulerConfig{Hostname: "h", GatherWindow: 20 * time.Millisecond})
+	var once sync.Once
+	_ = s.AddMetric(func(ctx context.Context) ([]metric.Metric, error) {
+		once.Do(func() {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		})
+		return []metric.Metric{gauge("late", 1, nil)}, nil
+	}, time.Second, Named("late"))
+	_ = s.AddMetric(constCollector("prompt"), time.Second, Named("prompt"))
+	startScheduler(t, s)
+	waitFor(t, "the prompt collector written without the late one", 5*time.Second, func() bool { return sink.n() >= 1 })
+	close(release)
+	waitFor(t, "the late collector written alone", 5*time.Second, func() bool { return sink.n() >= 2 })
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if w := sink.writes[0]; len(w) != 1 || w[0].Name != "prompt" {
+		t.Errorf("first write %v, want only prompt", w)
+	}
+	if w := sink.writes[1]; len(w) != 1 || w[0].Name != "late" {
+		t.Errorf("second write %v, want only late", w)
 	}
 }
