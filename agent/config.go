@@ -67,11 +67,16 @@ type RelayConfig struct {
 	Addresses   []string `toml:"addresses"`
 	Token       string   `toml:"token"`
 	MaxInFlight int      `toml:"max_in_flight"`
-	// Heartbeat is how often the sender proves the connection alive; a
-	// silent (blackholed) relay is left after ReadTimeout.
+	// Heartbeat: while batches wait for an answer and nothing was heard for
+	// this long, a heartbeat goes out; a silent (blackholed) relay is left
+	// after ReadTimeout.
 	Heartbeat confkit.Duration `toml:"heartbeat"`
-	// ReadTimeout: nothing heard for this long closes the connection (and
-	// sets TCP_USER_TIMEOUT). 0: three heartbeats.
+	// IdleHeartbeat: with nothing in flight, a heartbeat goes out after
+	// this long without sending anything.
+	IdleHeartbeat confkit.Duration `toml:"idle_heartbeat"`
+	// ReadTimeout: batches (or a heartbeat) unanswered and nothing heard
+	// for this long closes the connection (and sets TCP_USER_TIMEOUT).
+	// 0: three heartbeats.
 	ReadTimeout confkit.Duration `toml:"read_timeout"`
 	// BackoffMax caps the jittered exponential wait between reconnection
 	// rounds when no relay takes batches.
@@ -194,8 +199,9 @@ func DefaultConfig() Config {
 			VerifyOnOpen:     true,
 		},
 		Relay: RelayConfig{Addresses: []string{}, MaxInFlight: 32,
-			Heartbeat: confkit.Duration(2 * time.Second), ReadTimeout: confkit.Duration(6 * time.Second),
-			BackoffMax: confkit.Duration(10 * time.Second)},
+			Heartbeat: confkit.Duration(2 * time.Second), IdleHeartbeat: confkit.Duration(15 * time.Second),
+			ReadTimeout: confkit.Duration(6 * time.Second),
+			BackoffMax:  confkit.Duration(10 * time.Second)},
 		Discovery: DiscoveryConfig{Seeds: []string{}, Keys: []string{}},
 		Collectors: CollectorsConfig{
 			CPU: true, Load: true, Memory: true, Filesystem: true,
@@ -280,6 +286,9 @@ func (c *Config) Validate() error {
 	}
 	if hb := c.Relay.Heartbeat.D(); hb < 100*time.Millisecond || hb > time.Minute {
 		return bad("relay.heartbeat", "%s: want between 100ms and 1m", hb)
+	}
+	if ih := c.Relay.IdleHeartbeat.D(); ih < c.Relay.Heartbeat.D() || ih > 10*time.Minute {
+		return bad("relay.idle_heartbeat", "%s: want between relay.heartbeat (%s) and 10m", ih, c.Relay.Heartbeat.D())
 	}
 	if bm := c.Relay.BackoffMax.D(); bm < time.Second || bm > 10*time.Minute {
 		return bad("relay.backoff_max", "%s: want between 1s and 10m", bm)

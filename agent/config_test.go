@@ -123,6 +123,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"[relay]\nheartbeat = \"10ms\"", "relay.heartbeat:"},
 		{"[relay]\nbackoff_max = \"10ms\"", "relay.backoff_max:"},
 		{"[relay]\nheartbeat = \"2s\"\nread_timeout = \"3s\"", "relay.read_timeout:"},
+		{"[relay]\nheartbeat = \"2s\"\nidle_heartbeat = \"1s\"", "relay.idle_heartbeat:"},
 		{"[relay.tls]\nenabled = true\ncert = \"/c.pem\"", "relay.tls.cert:"},
 		{"[relay.tls]\nca = \"/ca.pem\"", "relay.tls.enabled:"},
 		{"[discovery]\nseeds = [\"x\"]", "discovery.seeds[0]:"},

@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type senderMetrics struct {
 	sent, acked, ackedMetrics, nacked, bytes prometheus.Counter
-	moves                                    prometheus.Counter
+	moves, heartbeats                        prometheus.Counter
 	rejected, connects                       *prometheus.CounterVec
 	inflight, connected                      prometheus.Gauge
 	relay                                    *prometheus.GaugeVec
@@ -21,6 +21,7 @@ func newMetrics() senderMetrics {
 		nacked:       c("batches_nacked_total", "In-flight batches handed back to the queue (retry later, disconnect, drain)."),
 		bytes:        c("sent_bytes_total", "Batch frame bytes written."),
 		moves:        c("relay_moves_total", "Voluntary moves to a relay discovery preferred (not failovers)."),
+		heartbeats:   c("heartbeats_sent_total", "Heartbeats written: while batches wait for an answer, or after a long idle stretch."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falconet_agent_sender_batches_rejected_total",
 			Help: "Batches a relay refused, by status (invalid: dropped; retry_later: kept)."}, []string{"status"}),
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "falconet_agent_sender_connects_total",
@@ -33,7 +34,7 @@ func newMetrics() senderMetrics {
 }
 
 func (m *senderMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.moves, m.sent, m.acked, m.ackedMetrics, m.nacked, m.bytes, m.rejected, m.connects, m.inflight, m.connected, m.relay} {
+	for _, c := range []prometheus.Collector{m.moves, m.heartbeats, m.sent, m.acked, m.ackedMetrics, m.nacked, m.bytes, m.rejected, m.connects, m.inflight, m.connected, m.relay} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -64,11 +64,21 @@ type Config struct {
 	// MaxInFlight is the most unacked batches on one connection (the relay
 	// may ask for fewer). Default 32.
 	MaxInFlight int
-	// Heartbeat is the interval between heartbeats. Default 5s; shortened to
-	// a third of the relay's idle timeout if that is smaller.
+	// Heartbeat is the interval between heartbeats while batches wait for
+	// an answer and nothing was heard for that long (a relay slow to ack
+	// proves itself alive with pongs). Default 5s.
 	Heartbeat time.Duration
-	// ReadTimeout closes a connection from which nothing arrived for this
-	// long. Default 3 × Heartbeat.
+	// IdleHeartbeat: with nothing in flight, a heartbeat goes out after this
+	// long without writing anything. An agent sending every interval sends
+	// none. Default 15s; shortened to half the relay's idle timeout if that
+	// is smaller.
+	IdleHeartbeat time.Duration
+	// ReadTimeout closes a connection when batches (or an idle heartbeat)
+	// wait for an answer and nothing arrived for this long since the
+	// waiting began or since the last frame. An idle connection is not
+	// timed out: a blackhole is noticed within ReadTimeout of the next
+	// batch (or IdleHeartbeat + ReadTimeout when nothing is sent).
+	// Default 3 × Heartbeat.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds each write. Default 10s.
 	WriteTimeout time.Duration
@@ -92,14 +102,15 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxInFlight:  32,
-		Heartbeat:    5 * time.Second,
-		WriteTimeout: 10 * time.Second,
-		DialTimeout:  5 * time.Second,
-		BackoffMin:   250 * time.Millisecond,
-		BackoffMax:   30 * time.Second,
-		DrainTimeout: 30 * time.Second,
-		MaxFrame:     1 << 20,
+		MaxInFlight:   32,
+		Heartbeat:     5 * time.Second,
+		IdleHeartbeat: 15 * time.Second,
+		WriteTimeout:  10 * time.Second,
+		DialTimeout:   5 * time.Second,
+		BackoffMin:    250 * time.Millisecond,
+		BackoffMax:    30 * time.Second,
+		DrainTimeout:  30 * time.Second,
+		MaxFrame:      1 << 20,
 	}
 }
 
@@ -110,6 +121,12 @@ func (c *Config) fill() error {
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = d.Heartbeat
+	}
+	if c.IdleHeartbeat <= 0 {
+		c.IdleHeartbeat = max(d.IdleHeartbeat, c.Heartbeat)
+	}
+	if c.IdleHeartbeat < c.Heartbeat {
+		return fmt.Errorf("sender: idle heartbeat %v must not be below heartbeat %v", c.IdleHeartbeat, c.Heartbeat)
 	}
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 3 * c.Heartbeat

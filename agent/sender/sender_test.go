@@ -24,8 +24,10 @@ import (
 type peer struct {
 	ln      net.Listener
 	reply   wire.Message
-	ack     bool // answer every batch OK at once
+	ack     bool // answer every batch OK at once, and every heartbeat
 	batches atomic.Int64
+	hearts  atomic.Int64 // heartbeats received
+	conns   atomic.Int64 // connections accepted
 	wg      sync.WaitGroup
 }
 
@@ -45,6 +47,7 @@ func startPeerAck(t *testing.T, reply wire.Message, ack bool) *peer {
 			if err != nil {
 				return
 			}
+			p.conns.Add(1)
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()
@@ -58,6 +61,12 @@ func startPeerAck(t *testing.T, reply wire.Message, ack bool) *peer {
 					m, err := r.ReadMessage()
 					if err != nil {
 						return
+					}
+					if h, ok := m.(*wire.Heartbeat); ok {
+						p.hearts.Add(1)
+						if p.ack {
+							c.Write(wire.AppendMessage(nil, &wire.Pong{Nonce: h.Nonce}))
+						}
 					}
 					if b, ok := m.(*wire.Batch); ok {
 						p.batches.Add(1)
@@ -203,5 +212,43 @@ func TestBatchLargerThanRelayFrameIsDropped(t *testing.T) {
 	relaytest.WaitFor(t, 10*time.Second, "queue empty", q.Empty)
 	if n := p.batches.Load(); n != 5 {
 		t.Errorf("relay got %d batches, want the 5 small ones (the oversized one dropped, not sent)", n)
+	}
+}
+
+// TestHeartbeatsOnlyWhenIdle: batches answered promptly need no heartbeat;
+// once nothing is sent, heartbeats go out every idle heartbeat and keep the
+// connection; a relay that then goes silent is left within idle heartbeat +
+// read timeout, and one that is silent while batches wait within the read
+// timeout (TestSilentRelayIsDroppedWithinReadTimeout).
+func TestHeartbeatsOnlyWhenIdle(t *testing.T) {
+	p := startPeerAck(t, &wire.Welcome{RelayID: "r", MaxInFlight: 4}, true)
+	q := sendertest.NewMemQueue()
+	cfg := sender.Config{Heartbeat: 100 * time.Millisecond, IdleHeartbeat: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond}
+	run(t, cfg, q, p.ln.Addr().String())
+	// A batch every 50 ms for 1.5 s: the link is never idle for 300 ms.
+	for i := range 30 {
+		fill(t, q, 1)
+		relaytest.WaitFor(t, 5*time.Second, fmt.Sprintf("batch %d acked", i+1), func() bool { return q.Stats().Acked >= i+1 })
+		time.Sleep(50 * time.Millisecond) //nolint:forbidigo // the agent's sending rhythm, not synchronisation
+	}
+	if n := p.hearts.Load(); n != 0 {
+		t.Errorf("%d heartbeats while batches flowed and were acked at once, want 0", n)
+	}
+	relaytest.WaitFor(t, 5*time.Second, "heartbeats once idle", func() bool { return p.hearts.Load() >= 3 })
+	if n := p.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want the first one kept while idle and answered", n)
+	}
+}
+
+// TestSilentIdleRelayIsLeft: with nothing to send, an unanswered idle
+// heartbeat ends the connection after read timeout.
+func TestSilentIdleRelayIsLeft(t *testing.T) {
+	p := startPeer(t, &wire.Welcome{RelayID: "silent", MaxInFlight: 4})
+	q := sendertest.NewMemQueue()
+	cfg := sender.Config{Heartbeat: 100 * time.Millisecond, IdleHeartbeat: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond}
+	run(t, cfg, q, p.ln.Addr().String())
+	relaytest.WaitFor(t, 10*time.Second, "a second connection after the silent idle one was left", func() bool { return p.conns.Load() >= 2 })
+	if n := p.hearts.Load(); n < 1 {
+		t.Errorf("%d heartbeats, want the idle heartbeat that went unanswered", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/falconet/falconet/buffer"
@@ -47,11 +48,14 @@ func (s *Sender) session(ctx context.Context, addr string) (res sessionResult) {
 	if welcome.MaxInFlight > 0 && welcome.MaxInFlight < window {
 		window = welcome.MaxInFlight
 	}
-	heartbeat := s.cfg.Heartbeat
-	if welcome.IdleTimeout > 0 && welcome.IdleTimeout/3 < heartbeat {
-		heartbeat = max(welcome.IdleTimeout/3, 10*time.Millisecond)
+	// The relay closes a connection silent for its idle timeout: an idle
+	// agent says something at least every half of it.
+	idle := s.cfg.IdleHeartbeat
+	if welcome.IdleTimeout > 0 && welcome.IdleTimeout/2 < idle {
+		idle = max(welcome.IdleTimeout/2, 10*time.Millisecond)
 	}
-	s.log.Info("connected to relay", "relay", addr, "relay_id", welcome.RelayID, "window", window, "heartbeat", heartbeat)
+	heartbeat := min(s.cfg.Heartbeat, idle)
+	s.log.Info("connected to relay", "relay", addr, "relay_id", welcome.RelayID, "window", window, "heartbeat", heartbeat, "idle_heartbeat", idle)
 	s.setCurrent(addr)
 	defer s.setCurrent("")
 
@@ -61,14 +65,18 @@ func (s *Sender) session(ctx context.Context, addr string) (res sessionResult) {
 		r:        wire.NewReader(conn, s.cfg.MaxFrame),
 		inflight: map[uint64]buffer.Batch{},
 		freed:    make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
 	}
+	now := time.Now()
+	c.lastRecv.Store(now.UnixNano())
+	c.lastWrite.Store(now.UnixNano())
 	sctx, cancel := context.WithCancel(ctx)
 	c.cancel = cancel
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); c.fail(c.readLoop()) }()
 	go func() { defer wg.Done(); c.fail(c.writeLoop(sctx)) }()
-	go func() { defer wg.Done(); c.fail(c.heartbeatLoop(sctx, heartbeat)) }()
+	go func() { defer wg.Done(); c.fail(c.watchdog(sctx, heartbeat, idle)) }()
 	if st, ok := s.relays.(Steering); ok {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.steerLoop(sctx, st) }()
@@ -184,6 +192,15 @@ type link struct {
 	drainReason string
 	acked       int
 	freed       chan struct{}
+	// awaitSince: when the sender began waiting for an answer (the first
+	// batch in flight after none, or an idle heartbeat); probeOut: an idle
+	// heartbeat not yet answered by any frame.
+	awaitSince time.Time
+	probeOut   bool
+	lastProbe  time.Time     // watchdog only
+	kick       chan struct{} // wakes the watchdog: waiting began, or a drain
+	lastRecv   atomic.Int64  // UnixNano of the last frame read
+	lastWrite  atomic.Int64  // UnixNano of the last frame written
 
 	once     sync.Once
 	err      error
@@ -214,7 +231,16 @@ func (c *link) write(f func(w *wire.Writer) error) error {
 	if err := f(c.w); err != nil {
 		return err
 	}
-	return c.w.Flush()
+	err := c.w.Flush()
+	c.lastWrite.Store(time.Now().UnixNano())
+	return err
+}
+
+func (c *link) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (c *link) writeLoop(ctx context.Context) error {
@@ -256,11 +282,18 @@ func (c *link) writeLoop(ctx context.Context) error {
 			c.s.q.Nack(seqs...)
 			continue
 		}
+		began := len(c.inflight) == 0 && !c.probeOut
+		if began {
+			c.awaitSince = time.Now()
+		}
 		for _, b := range batches {
 			c.inflight[b.Seq] = b
 		}
 		n := len(c.inflight)
 		c.mu.Unlock()
+		if began {
+			c.wake()
+		}
 		c.s.m.inflight.Set(float64(n))
 		bytes := 0
 		err = c.write(func(w *wire.Writer) error {
@@ -318,45 +351,119 @@ func seqsOf(bs []buffer.Batch) []uint64 {
 	return out
 }
 
-func (c *link) heartbeatLoop(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
+// watchdog notices a dead link cheaply. While batches are in flight (or
+// an idle heartbeat is unanswered), the relay must be heard from within
+// ReadTimeout of the sender starting to wait or of its last frame, whichever
+// is later; a heartbeat goes out when nothing was heard for `heartbeat`
+// while batches wait, so a relay that is alive but slow to ack (Kafka slow)
+// keeps proving itself with pongs. While nothing is in flight, a heartbeat
+// goes out only after `idle` without writing anything: an agent sending a
+// batch every interval sends no heartbeats at all. It also ends a drain that
+// outlived DrainTimeout.
+func (c *link) watchdog(ctx context.Context, heartbeat, idle time.Duration) error {
+	cfg := &c.s.cfg
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-t.C:
-			if err := c.write(func(w *wire.Writer) error {
-				return w.WriteMessage(&wire.Heartbeat{Nonce: uint64(now.UnixNano())})
-			}); err != nil {
+		case <-timer.C:
+		case <-c.kick:
+		}
+		now := time.Now()
+		lastRecv := time.Unix(0, c.lastRecv.Load())
+		c.mu.Lock()
+		n := len(c.inflight)
+		awaiting := n > 0 || c.probeOut
+		since := c.awaitSince
+		draining, drainAt := c.draining, c.drainAt
+		c.mu.Unlock()
+		if lastRecv.After(since) {
+			since = lastRecv
+		}
+		if draining && n > 0 && !now.Before(drainAt) {
+			return fmt.Errorf("relay did not answer in-flight batches within %v of draining", cfg.DrainTimeout)
+		}
+		if awaiting && now.Sub(since) >= cfg.ReadTimeout {
+			return fmt.Errorf("nothing from relay for %v with %d batches in flight", now.Sub(since).Round(time.Millisecond), n)
+		}
+		var next time.Time
+		probe := false
+		if awaiting {
+			next = since.Add(cfg.ReadTimeout)
+			if n > 0 {
+				p := since
+				if c.lastProbe.After(p) {
+					p = c.lastProbe
+				}
+				if now.Sub(p) >= heartbeat {
+					probe = true
+					p = now
+				}
+				next = earliest(next, p.Add(heartbeat))
+			}
+		} else {
+			lastWrite := time.Unix(0, c.lastWrite.Load())
+			if now.Sub(lastWrite) >= idle {
+				probe = true
+				c.mu.Lock()
+				if len(c.inflight) == 0 && !c.probeOut {
+					c.awaitSince = now
+				}
+				c.probeOut = true
+				c.mu.Unlock()
+				next = now.Add(cfg.ReadTimeout)
+			} else {
+				next = lastWrite.Add(idle)
+			}
+		}
+		if draining {
+			next = earliest(next, drainAt)
+		}
+		if probe {
+			c.lastProbe = now
+			if err := c.probe(now, next); err != nil {
 				return fmt.Errorf("send heartbeat: %w", err)
 			}
 		}
+		timer.Reset(max(time.Until(next), time.Millisecond))
 	}
+}
+
+// probe writes a heartbeat unless a write is in progress (then the
+// connection is busy anyway and the deadline still applies); it never blocks
+// past the watchdog's next deadline, so a full send buffer on a dead link
+// cannot delay noticing it.
+func (c *link) probe(now, deadline time.Time) error {
+	if !c.wmu.TryLock() {
+		return nil
+	}
+	defer c.wmu.Unlock()
+	_ = c.conn.SetWriteDeadline(earliest(now.Add(c.s.cfg.WriteTimeout), deadline))
+	if err := c.w.WriteMessage(&wire.Heartbeat{Nonce: uint64(now.UnixNano())}); err != nil {
+		return err
+	}
+	err := c.w.Flush()
+	c.lastWrite.Store(time.Now().UnixNano())
+	c.s.m.heartbeats.Inc()
+	return err
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func (c *link) readLoop() error {
 	cfg := &c.s.cfg
 	for {
-		deadline := time.Now().Add(cfg.ReadTimeout)
-		c.mu.Lock()
-		if c.draining && c.drainAt.Before(deadline) {
-			deadline = c.drainAt
-		}
-		c.mu.Unlock()
-		_ = c.conn.SetReadDeadline(deadline)
+		// No read deadline: the watchdog closes a silent connection.
 		m, err := c.r.ReadMessage()
 		if err != nil {
-			var ne net.Error
 			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-				c.mu.Lock()
-				draining := c.draining
-				c.mu.Unlock()
-				if draining {
-					return fmt.Errorf("relay did not answer in-flight batches within %v of draining", cfg.DrainTimeout)
-				}
-				return fmt.Errorf("nothing from relay for %v: %w", cfg.ReadTimeout, err)
 			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 				return fmt.Errorf("relay closed the connection: %w", err)
 			case errors.Is(err, wire.ErrBadMagic), errors.Is(err, wire.ErrVersion), errors.Is(err, wire.ErrFrameTooLarge),
@@ -368,6 +475,10 @@ func (c *link) readLoop() error {
 			}
 			return err
 		}
+		c.lastRecv.Store(time.Now().UnixNano())
+		c.mu.Lock()
+		c.probeOut = false
+		c.mu.Unlock()
 		switch v := m.(type) {
 		case *wire.Ack:
 			if err := c.handleAck(v); err != nil {
@@ -425,6 +536,7 @@ func (c *link) steerLoop(ctx context.Context, st Steering) {
 		}
 		idle := len(c.inflight) == 0
 		c.mu.Unlock()
+		c.wake()
 		select {
 		case c.freed <- struct{}{}:
 		default:
@@ -444,6 +556,7 @@ func (c *link) startDrain(reason string, redirect []string) {
 		c.drainReason = reason
 	}
 	c.mu.Unlock()
+	c.wake()
 	c.s.avoidRelay(c.addr, c.s.cfg.BackoffMax, redirect)
 	select {
 	case c.freed <- struct{}{}:

@@ -226,6 +226,7 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	scfg.AgentID = host
 	scfg.MaxInFlight = cfg.Relay.MaxInFlight
 	scfg.Heartbeat = cfg.Relay.Heartbeat.D()
+	scfg.IdleHeartbeat = cfg.Relay.IdleHeartbeat.D()
 	scfg.ReadTimeout = cfg.Relay.ReadTimeout.D()
 	scfg.UserTimeout = scfg.ReadTimeout
 	scfg.BackoffMax = cfg.Relay.BackoffMax.D()
