@@ -618,6 +618,20 @@ func testLifecycle(t *testing.T, b built) {
 		t.Fatal(err)
 	}
 
+	// An admin's disable (systemctl disable removes the wants symlink)
+	// survives a reinstall/upgrade of the package: deb-systemd-helper, which
+	// the postinst uses, never re-creates a link it made once. Enabled again
+	// by hand for what follows.
+	relayLink, relayUnit := s.path(wantsDir+"falconet-relay.service"), "/usr/lib/systemd/system/falconet-relay.service"
+	if err := os.Remove(relayLink); err != nil {
+		t.Fatal(err)
+	}
+	s.dpkg("-i", b.v1["falconet-relay"])
+	s.expectExists(wantsDir+"falconet-relay.service", false, "an admin's disable kept by the upgrade")
+	if err := os.Symlink(relayUnit, relayLink); err != nil {
+		t.Fatal(err)
+	}
+
 	// Upgrade the agent to 1.0.1, whose default config changed.
 	s.dpkg("-i", b.agentV2)
 	if st := s.status("falconet-agent"); st != "install ok installed 1.0.1" {
