@@ -27,12 +27,13 @@
 //
 // Rollback, whoever notices first:
 //
-//   - the trial itself, at the deadline without an ack: marks itself bad
-//     and execs the installed binary, which runs the previous version;
+//   - the trial itself, shortly before the deadline (SelfCheckLead) without
+//     an ack: marks itself bad and execs the installed binary, which runs
+//     the previous version;
 //   - the exec fails (wrong architecture, not an executable): the old
 //     process marks the version bad and execs the installed binary;
 //   - the watcher: the trial died (crashed, exited, could not start) or is
-//     still unresolved WatchGrace after the deadline (hung; it is killed
+//     still unresolved at the deadline (hung; it is killed
 //     with SIGKILL): it marks the version bad and, without systemd, execs
 //     the installed binary; under systemd Restart=on-failure does that;
 //   - the installed binary at start: a trial that never committed and was

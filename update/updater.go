@@ -411,7 +411,7 @@ func (u *Updater) runTrial(ctx context.Context) error {
 		if opened && u.d.LastAck().After(u.start) {
 			return u.commit(t)
 		}
-		if time.Now().After(t.Deadline) {
+		if time.Now().After(t.Deadline.Add(-SelfCheckLead(u.cfg.HealthTimeout))) {
 			return u.failTrial(t, opened)
 		}
 		select {
@@ -463,9 +463,10 @@ func (u *Updater) commit(t Trial) error {
 }
 
 func (u *Updater) failTrial(t Trial, opened bool) error {
-	reason, detail := "no_ack", fmt.Sprintf("no relay acked a batch within %s", u.cfg.HealthTimeout)
+	waited := time.Since(t.Started).Round(100 * time.Millisecond)
+	reason, detail := "no_ack", fmt.Sprintf("no relay acked a batch within %s (health_timeout %s)", waited, u.cfg.HealthTimeout)
 	if !opened {
-		reason, detail = "hung", fmt.Sprintf("the buffer was not opened within %s", u.cfg.HealthTimeout)
+		reason, detail = "hung", fmt.Sprintf("the buffer was not opened within %s (health_timeout %s)", waited, u.cfg.HealthTimeout)
 	}
 	s, err := u.st.update(func(s *State) error {
 		if s.Trial != nil && s.Trial.Version == t.Version {

@@ -10,9 +10,14 @@ import (
 	"time"
 )
 
-// WatchGrace is how long past the trial's deadline the watcher waits for
-// the trial to resolve itself before it kills it.
-const WatchGrace = 5 * time.Second
+// SelfCheckLead returns how long before the deadline a trial without an
+// ack gives up by itself (gracefully: in-flight batches get their acks, the
+// buffer is closed), leaving the watcher's SIGKILL at the deadline for
+// trials that cannot: min(5s, health_timeout/4). So every rollback happens
+// within health_timeout.
+func SelfCheckLead(healthTimeout time.Duration) time.Duration {
+	return min(5*time.Second, healthTimeout/4)
+}
 
 // Watch is the trial watcher, run as `falconet-agent -update-watch DIR` by
 // the old binary just before it execs into a new version. Its parent is
@@ -22,7 +27,7 @@ const WatchGrace = 5 * time.Second
 //
 //   - the trial process is gone (it exited or crashed, or could not start
 //     at all): the version is marked bad;
-//   - the deadline plus WatchGrace passed (it hangs): it is killed with
+//   - the deadline passed (it hangs): it is killed with
 //     SIGKILL and marked bad.
 //
 // Then, without systemd, the watcher execs the installed binary with the
@@ -70,12 +75,12 @@ func Watch(dir string, logger *slog.Logger) error {
 		if gone && cur.Stopped {
 			return nil // stopped on purpose
 		}
-		if !gone && time.Now().Before(cur.Deadline.Add(WatchGrace)) {
+		if !gone && time.Now().Before(cur.Deadline) {
 			continue
 		}
 		reason, detail := "exited", fmt.Sprintf("exited before it became healthy (last stage: %s)", cur.Stage)
 		if !gone {
-			reason, detail = "hung", fmt.Sprintf("not healthy %s after its deadline (last stage: %s); killed", WatchGrace, cur.Stage)
+			reason, detail = "hung", fmt.Sprintf("not healthy by its deadline (last stage: %s); killed", cur.Stage)
 			if cur.Stage == "buffer opened" {
 				reason = "no_ack"
 			}
