@@ -39,6 +39,8 @@ type Config struct {
 type HTTPConfig struct {
 	Listen       string       `toml:"listen"`
 	MaxPushBytes confkit.Size `toml:"max_push_bytes"`
+	// Pprof serves Go's profiler at /debug/pprof/ (off by default).
+	Pprof bool `toml:"pprof"`
 }
 
 // BufferConfig is [buffer]: the durable on-disk queue. All but

@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -263,6 +265,13 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 		return err
 	}
 	srv.Handle("POST /v1/push", a.PushHandler())
+	if cfg.HTTP.Pprof {
+		srv.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+		srv.Handle("GET /debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+		srv.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		srv.Handle("GET /debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+		srv.Handle("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	}
 	m.mu.Lock()
 	m.httpAddr = srv.Addr()
 	m.mu.Unlock()

@@ -177,6 +177,9 @@ func TestDaemonInProcess(t *testing.T) {
 	if code, body := get(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz %d %q, want 200", code, body)
 	}
+	if code, _ := get(t, base+"/debug/pprof/"); code != 404 {
+		t.Errorf("/debug/pprof/ %d with http.pprof off (the default), want 404", code)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, body := get(t, base+"/metrics")
@@ -267,5 +270,35 @@ func TestBufferDefaultsInStep(t *testing.T) {
 	// DeepEqual: buffer.Config has a func field (Clock, nil in both).
 	if want := buffer.DefaultConfig(); !reflect.DeepEqual(got, want) {
 		t.Errorf("agent [buffer] defaults give\n %+v\nbuffer.DefaultConfig() is\n %+v", got, want)
+	}
+}
+
+// TestPprofSwitch: [http] pprof = true serves the profiler on the agent's
+// listener (a real heap profile), off it is absent (TestDaemonInProcess).
+func TestPprofSwitch(t *testing.T) {
+	cfg := writeFile(t, "agent.toml", fmt.Sprintf("[http]\nlisten = \"127.0.0.1:0\"\npprof = true\n[buffer]\npath = %q\n",
+		filepath.Join(t.TempDir(), "buffer.db")), 0o644)
+	m := NewMain(io.Discard, io.Discard)
+	if err := m.ParseFlags([]string{"-config", cfg}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		m.Close()
+	}()
+	select {
+	case <-m.Ready():
+	case err := <-done:
+		t.Fatalf("Run ended early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready after 10 s")
+	}
+	code, body := get(t, "http://"+m.HTTPAddr()+"/debug/pprof/heap?debug=1")
+	if code != 200 || !strings.Contains(body, "heap profile:") {
+		t.Errorf("/debug/pprof/heap?debug=1: %d, %.80q; want 200 and a heap profile", code, body)
 	}
 }
