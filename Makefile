@@ -70,8 +70,11 @@ SOAK ?= 10m
 test-fault-soak: build ## random fault sequences for SOAK (default 10m), contract checked after each (root; not in CI)
 	FALCONET_FAULT_SOAK=$(SOAK) $(GO) test -tags fault -timeout 0 -count=1 -p 1 -v -run '^TestSoak$$' ./fault/ 2>&1 | tee $(FAULT_TMP)/falconet-fault-soak.log; exit $${PIPESTATUS[0]}
 
-bench: ## Go benchmarks (numbers for the README)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./... | tee bench.out
+bench: ## Go benchmarks + agent footprint beside collectd in one bounded run: bench/results.json, bench/results.md (minutes; not in CI)
+	@command -v collectd >/dev/null || [ -x /usr/sbin/collectd ] || \
+	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends collectd-core; } || \
+	  { echo "bench: needs collectd (as root: apt-get install collectd-core)"; exit 1; }
+	python3 bench/run.py
 
 DEMO_ARGS ?= -duration 90s -fault relay-kill
 demo: build ## the whole pipeline on loopback for 90 s, a relay killed mid-run, then the verdict (DEMO_ARGS= runs until Ctrl-C)

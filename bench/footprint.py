@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Agent footprint side by side: falconet-agent (default config, delivering
+to a relay in front of dev Kafka) and collectd (cpu, memory, load, df, disk,
+interface, processes; csv + network out), both sampled from /proc in the same
+window. Optionally a second falconet-agent built from another commit
+(--base REV) runs beside them, so a change is measured against its baseline
+on the same machine at the same time.
+
+Writes OUT/footprint.json and prints a Markdown table. Bounded: warm-up plus
+--seconds, then everything it started is stopped.
+"""
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def rss_kib(pid):
+    """VmRSS, RssAnon, RssFile in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k = line.split(":")[0]
+            if k in ("VmRSS", "RssAnon", "RssFile"):
+                out[k] = int(line.split()[1])
+    return out
+
+
+def run_ns(pid):
+    """On-CPU time of the live threads in ns (schedstat: finer than ticks)."""
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total
+
+
+def scrape(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode()
+    except Exception:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("falconet_agent_sender_") and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def wait(cond, secs, what):
+    end = time.time() + secs
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(0.5)
+    sys.exit(f"footprint: timed out after {secs}s waiting for {what}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=120)
+    ap.add_argument("--warmup", type=int, default=25)
+    ap.add_argument("--out", default="bench")
+    ap.add_argument("--base", default="", help="also run the agent built from this git revision")
+    ap.add_argument("--port-base", type=int, default=19000)
+    a = ap.parse_args()
+    if not shutil.which("collectd") and not os.path.exists("/usr/sbin/collectd"):
+        sys.exit("footprint: collectd not installed (apt-get install collectd-core)")
+    root = subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip()
+    work = tempfile.mkdtemp(prefix="falconet-footprint-")
+    procs = []
+
+    def start(name, argv, **kw):
+        log = open(os.path.join(work, name + ".log"), "w")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
+        procs.append((name, p))
+        return p
+
+    try:
+        bindir = os.path.join(work, "bin")
+        subprocess.check_call(["go", "build", "-o", bindir + "/", "./cmd/falconet", "./cmd/falconet-agent", "./cmd/falconet-relay"], cwd=root)
+        agents = [("falconet-agent", os.path.join(bindir, "falconet-agent"))]
+        if a.base:
+            src = os.path.join(work, "base-src")
+            os.makedirs(src)
+            subprocess.check_call(f"git archive {a.base} | tar -x -C {src}", shell=True, cwd=root)
+            subprocess.check_call(["go", "build", "-o", os.path.join(work, "base-agent"), "./cmd/falconet-agent"], cwd=src)
+            agents.append((f"falconet-agent@{a.base}", os.path.join(work, "base-agent")))
+
+        pb = a.port_base
+        kafka, relay, relay_http = f"127.0.0.1:{pb+92}", f"127.0.0.1:{pb+33}", f"127.0.0.1:{pb+60}"
+        start("dev-kafka", [os.path.join(bindir, "falconet"), "dev-kafka", "-listen", kafka])
+        with open(os.path.join(work, "relay.toml"), "w") as f:
+            f.write(f'[listen]\nprotocol = "{relay}"\nlegacy = ""\nhttp = "{relay_http}"\n[kafka]\nbrokers = ["{kafka}"]\n')
+        start("relay", [os.path.join(bindir, "falconet-relay"), "-config", os.path.join(work, "relay.toml")])
+        wait(lambda: _up(relay_http), 60, "relay ready")
+
+        pids = {}
+        for i, (name, binary) in enumerate(agents):
+            d = os.path.join(work, f"agent{i}")
+            os.makedirs(d)
+            conf = os.path.join(d, "agent.toml")
+            with open(conf, "w") as f:  # the defaults, but for where files and ports go
+                f.write(f'[http]\nlisten = "127.0.0.1:{pb+10+i}"\n[buffer]\npath = "{d}/buffer.db"\n[relay]\naddresses = ["{relay}"]\n')
+            pids[name] = start(name, [binary, "-config", conf]).pid
+
+        cd = os.path.join(work, "collectd")
+        os.makedirs(cd)
+        with open(os.path.join(cd, "collectd.conf"), "w") as f:
+            f.write(f'''Interval 10
+BaseDir "{cd}"
+PIDFile "{cd}/collectd.pid"
+PluginDir "/usr/lib/collectd"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin load
+LoadPlugin df
+LoadPlugin disk
+LoadPlugin interface
+LoadPlugin processes
+LoadPlugin csv
+LoadPlugin network
+<Plugin csv>
+  DataDir "{cd}/csv"
+</Plugin>
+<Plugin network>
+  Server "127.0.0.1" "{pb+26}"
+</Plugin>
+''')
+        collectd = shutil.which("collectd") or "/usr/sbin/collectd"
+        pids["collectd"] = start("collectd", [collectd, "-f", "-C", os.path.join(cd, "collectd.conf")]).pid
+
+        urls = {name: f"http://127.0.0.1:{pb+10+i}/metrics" for i, (name, _) in enumerate(agents)}
+        for name, u in urls.items():
+            wait(lambda: scrape(u).get("falconet_agent_sender_batches_acked_total", 0) > 0, 90, f"{name} delivering")
+        time.sleep(a.warmup)
+
+        before = {n: scrape(u) for n, u in urls.items()}
+        t0 = time.monotonic()
+        c0 = {n: cpu_ticks(p) for n, p in pids.items()}
+        s0 = {n: run_ns(p) for n, p in pids.items()}
+        rss = {n: [] for n in pids}
+        load0 = os.getloadavg()
+        while time.monotonic() - t0 < a.seconds:
+            for n, p in pids.items():
+                rss[n].append(rss_kib(p))
+            time.sleep(5)
+        el = time.monotonic() - t0
+        c1 = {n: cpu_ticks(p) for n, p in pids.items()}
+        s1 = {n: run_ns(p) for n, p in pids.items()}
+        after = {n: scrape(u) for n, u in urls.items()}
+        load1 = os.getloadavg()
+
+        res = {"seconds": round(el, 1), "cpus": os.cpu_count(), "loadavg_start": load0, "loadavg_end": load1,
+               "clk_tck": TICK, "processes": {}}
+        for n in pids:
+            med = lambda k: round(statistics.median(x.get(k, 0) for x in rss[n]) / 1024, 1)
+            res["processes"][n] = {
+                "rss_median_mb": med("VmRSS"),
+                "rss_anon_median_mb": med("RssAnon"),
+                "rss_file_median_mb": med("RssFile"),
+                "rss_max_mb": round(max(x.get("VmRSS", 0) for x in rss[n]) / 1024, 1),
+                "cpu_pct_of_core": round((c1[n] - c0[n]) / TICK / el * 100, 3),
+                "cpu_ticks": c1[n] - c0[n],
+                "cpu_pct_schedstat": round((s1[n] - s0[n]) / 1e9 / el * 100, 3),
+            }
+            if n in before:
+                d = lambda k: after[n].get(k, 0) - before[n].get(k, 0)
+                res["processes"][n].update({
+                    "batches_acked": d("falconet_agent_sender_batches_acked_total"),
+                    "metrics_acked": d("falconet_agent_sender_metrics_acked_total"),
+                    "heartbeats_sent": d("falconet_agent_sender_heartbeats_sent_total"),
+                })
+        cc = res["processes"]["collectd"]["cpu_pct_of_core"]
+        cs = res["processes"]["collectd"]["cpu_pct_schedstat"]
+        for n, r in res["processes"].items():
+            r["cpu_vs_collectd"] = round(r["cpu_pct_of_core"] / cc, 2) if cc > 0 else None
+            r["cpu_schedstat_vs_collectd"] = round(r["cpu_pct_schedstat"] / cs, 2) if cs > 0 else None
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "footprint.json"), "w") as f:
+            json.dump(res, f, indent=2)
+        print(f"\n{el:.0f} s window, {os.cpu_count()} CPUs, load average {load0[0]:.1f} -> {load1[0]:.1f}\n")
+        print("| process | RSS median (MB) | anon / file (MB) | CPU (% of one core) | CPU, schedstat | CPU vs collectd (ticks / schedstat) | batches acked | heartbeats |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for n, r in res["processes"].items():
+            print(f"| {n} | {r['rss_median_mb']} | {r['rss_anon_median_mb']} / {r['rss_file_median_mb']} | {r['cpu_pct_of_core']} | {r['cpu_pct_schedstat']} "
+                  f"| {r['cpu_vs_collectd']}x / {r['cpu_schedstat_vs_collectd']}x | {r.get('batches_acked', '')} | {r.get('heartbeats_sent', '')} |")
+    finally:
+        for name, p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for name, p in reversed(procs):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if os.environ.get("FOOTPRINT_KEEP"):
+            print("kept", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _up(addr):
+    try:
+        urllib.request.urlopen(f"http://{addr}/healthz", timeout=2)
+        return True
+    except Exception:
+        return False
+
+
+if __name__ == "__main__":
+    main()

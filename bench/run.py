@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""make bench: the Go benchmarks and the agent footprint side by side with
+collectd, in one bounded run. Writes bench/results.json and bench/results.md.
+Not part of CI (it takes several minutes and measures the machine it runs on).
+
+Environment: BENCH_PKGS (default ./...), BENCHTIME (default 1s), BENCH_TIMEOUT (go test -timeout, default
+15m), FOOTPRINT_SECONDS (default 120; 0 skips it), FOOTPRINT_BASE (a git
+revision whose agent also runs in the footprint comparison).
+"""
+import json, os, platform, re, subprocess, sys, time
+
+ROOT = subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip()
+OUT = os.path.join(ROOT, "bench")
+LINE = re.compile(r"^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$")
+
+
+def go_benchmarks():
+    cmd = ["go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", os.environ.get("BENCHTIME", "1s"),
+           "-timeout", os.environ.get("BENCH_TIMEOUT", "15m")] + os.environ.get("BENCH_PKGS", "./...").split()
+    print("+", " ".join(cmd), flush=True)
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    with open(os.path.join(OUT, "go-bench.out"), "w") as f:
+        f.write(p.stdout + p.stderr)
+    pkg, rows = "", []
+    for line in p.stdout.splitlines():
+        if line.startswith("pkg: "):
+            pkg = line[5:].strip()
+        m = LINE.match(line)
+        if not m:
+            continue
+        vals = {}
+        parts = m.group(3).split()
+        for v, unit in zip(parts[0::2], parts[1::2]):
+            try:
+                vals[unit] = float(v)
+            except ValueError:
+                pass
+        rows.append({"package": pkg, "name": m.group(1), "iterations": int(m.group(2)), "values": vals})
+    return rows, p.returncode
+
+
+def footprint():
+    secs = int(os.environ.get("FOOTPRINT_SECONDS", "120"))
+    if secs <= 0:
+        return None
+    cmd = [sys.executable, os.path.join(OUT, "footprint.py"), "--seconds", str(secs), "--out", OUT]
+    if os.environ.get("FOOTPRINT_BASE"):
+        cmd += ["--base", os.environ["FOOTPRINT_BASE"]]
+    print("+", " ".join(cmd), flush=True)
+    if subprocess.run(cmd, cwd=ROOT).returncode != 0:
+        return {"error": "footprint run failed (see output above)"}
+    with open(os.path.join(OUT, "footprint.json")) as f:
+        return json.load(f)
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "arch": platform.machine(), "kernel": platform.release(),
+            "loadavg": os.getloadavg()}
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    started = time.time()
+    rev = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+    res = {"revision": rev, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "machine": machine()}
+    res["footprint"] = footprint()
+    res["go_benchmarks"], rc = go_benchmarks()
+    res["go_test_exit"] = rc
+    res["seconds"] = round(time.time() - started)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(res, f, indent=2)
+
+    md = [f"Revision {rev}, {res['machine']['cpus']} CPUs ({res['machine']['arch']}), load average at start "
+          f"{res['machine']['loadavg'][0]:.1f}, {res['seconds']} s.", ""]
+    fp = res["footprint"]
+    if fp and "processes" in fp:
+        md += [f"Agent footprint, {fp['seconds']:.0f} s side by side (default config, delivering to a relay in front of dev Kafka):", "",
+               "| process | RSS median (MB) | CPU (% of one core) | CPU vs collectd |", "|---|---:|---:|---:|"]
+        for n, r in fp["processes"].items():
+            md.append(f"| {n} | {r['rss_median_mb']} | {r['cpu_pct_schedstat']} | {r['cpu_schedstat_vs_collectd']}x |")
+        md.append("")
+    md += ["| benchmark | ns/op | other |", "|---|---:|---|"]
+    for b in res["go_benchmarks"]:
+        v = dict(b["values"])
+        ns = v.pop("ns/op", 0)
+        other = ", ".join(f"{x:g} {u}" for u, x in v.items())
+        md.append(f"| {b['package'].rsplit('/', 1)[-1]}.{b['name']} | {ns:,.0f} | {other} |")
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    if rc != 0:
+        sys.exit(f"bench: go test exited {rc} (see bench/go-bench.out)")
+
+
+if __name__ == "__main__":
+    main()
