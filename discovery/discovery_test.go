@@ -298,34 +298,35 @@ func TestNoFlapping(t *testing.T) {
 	f := &fakeFleet{t: t, inUse: map[string]string{}, relays: map[string]*fakeRelay{}}
 	r1 := f.startRelay("relay-1", nil)
 	f.startRelay("relay-2", []string{r1.node.Addr()})
-	// Confirm x Interval spans several RTT samples, as the defaults do.
-	cc := discovery.ChooserConfig{Interval: 200 * time.Millisecond, Confirm: 10}
+	// Confirm x Interval spans several RTT samples and metadata updates, as
+	// the defaults (3 x 2s) do.
+	cc := discovery.ChooserConfig{Interval: 500 * time.Millisecond, Confirm: 6}
 	var as []*fakeAgent
 	for i := range 6 {
 		as = append(as, f.startAgent(fmt.Sprintf("agent-%d", i), []string{r1.node.Addr()}, cc))
 	}
 	waitFor(t, 10*time.Second, "agents connected", func() bool { return f.connected() == 6 })
-	waitFor(t, 10*time.Second, "loads settle 3/3", func() bool {
+	waitFor(t, 60*time.Second, "loads settle 3/3", func() bool {
 		l := f.loads()
 		return len(l) == 2 && l["10.0.0.1:8433"] == 3
 	})
-	// Settled: nobody changed for a second (advertised loads caught up).
+	// Settled: nobody changed for 3s (advertised loads caught up).
 	first := map[string]string{}
 	stable := time.Now()
-	waitFor(t, 20*time.Second, "choices stable for 1s", func() bool {
+	waitFor(t, 60*time.Second, "choices stable for 3s", func() bool {
 		for _, a := range as {
 			if p := a.chooser.Preferred(); p != first[a.name] {
 				first[a.name] = p
 				stable = time.Now()
 			}
 		}
-		return time.Since(stable) > time.Second
+		return time.Since(stable) > 3*time.Second
 	})
-	deadline := time.Now().Add(3 * time.Second) // 30 evaluations each
+	deadline := time.Now().Add(5 * time.Second) // 10 evaluations each
 	for time.Now().Before(deadline) {
 		for _, a := range as {
 			if p := a.chooser.Preferred(); p != first[a.name] {
-				t.Fatalf("%s flapped from %s to %s with equal relays", a.name, first[a.name], p)
+				t.Fatalf("%s flapped from %s to %s with equal relays; loads %v, its scores %+v", a.name, first[a.name], p, f.loads(), a.chooser.Scores())
 			}
 		}
 		<-time.After(20 * time.Millisecond)

@@ -30,8 +30,9 @@
 //
 // An agent's Node measures its round-trip time to every relay itself, with
 // memberlist's direct UDP ping (one relay per RTTInterval, round robin; the
-// median of the last five samples), plus the samples memberlist's own
-// failure-detector probes produce when they happen to hit a relay. A
+// minimum of the last five samples, as queueing only adds delay), plus the
+// samples memberlist's own failure-detector probes produce when they happen
+// to hit a relay. A
 // Chooser scores each ready relay as RTT + load penalty (connected agents
 // relative to the mean, in-flight memory, produce latency) and keeps the
 // relay in use unless another is better by MinGain + Hysteresis×RTT for

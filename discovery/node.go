@@ -116,6 +116,7 @@ type Node struct {
 	log  *slog.Logger
 	ml   *memberlist.Memberlist
 	rtt  *rttTable
+	tr   *countingTransport
 	m    *nodeMetrics
 	wake chan struct{}
 
@@ -180,11 +181,6 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, err
 		wake: make(chan struct{}, 1), changed: make(chan struct{}),
 		want: cfg.Meta, published: cfg.Meta, metaBytes: mb, view: map[string]Member{}}
 	n.m = newNodeMetrics(n)
-	if reg != nil {
-		if err := n.m.register(reg); err != nil {
-			return nil, fmt.Errorf("discovery: metrics: %w", err)
-		}
-	}
 
 	mc := memberlist.DefaultLANConfig()
 	// Detection in seconds: the local profile's suspicion, a LAN-sized
@@ -230,11 +226,28 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, err
 	mc.Events = (*events)(n)
 	mc.Ping = (*pings)(n)
 	mc.Logger = log.New(&logBridge{log: n.log}, "", 0)
-	ml, err := memberlist.Create(mc)
+	tr, err := newCountingTransport(host, port, mc.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: start gossip on %s: %w", bind, err)
 	}
+	n.tr = tr
+	mc.Transport = tr
+	mc.BindPort = tr.GetAutoBindPort()
+	if cfg.Advertise == "" {
+		mc.AdvertisePort = mc.BindPort
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("discovery: start gossip on %s: %w", bind, err)
+	}
 	n.ml = ml
+	if reg != nil {
+		if err := n.m.register(reg); err != nil {
+			_ = ml.Shutdown()
+			return nil, fmt.Errorf("discovery: metrics: %w", err)
+		}
+	}
 	ln := ml.LocalNode() // nothing mutates it yet: no loop runs
 	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -412,7 +425,7 @@ func (n *Node) notifyChanged() {
 	n.chMu.Unlock()
 }
 
-// RTT is the measured round-trip time to the member (median of its recent
+// RTT is the measured round-trip time to the member (minimum of its recent
 // samples), or false when there is none.
 func (n *Node) RTT(name string) (time.Duration, bool) { return n.rtt.get(name) }
 

@@ -9,8 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// rttSamples is how many recent samples the median is taken over: one
-// delayed packet does not move it, a lasting change does within three.
+// rttSamples is how many recent samples the estimate is the minimum of:
+// queueing and a busy host only ever add delay, so the minimum is the
+// path's delay; a lasting change shows once the window has rolled over.
 const rttSamples = 5
 
 type rttTable struct {
@@ -37,9 +38,7 @@ func (t *rttTable) get(name string) (time.Duration, bool) {
 	if len(s) == 0 {
 		return 0, false
 	}
-	c := slices.Clone(s)
-	slices.Sort(c)
-	return c[len(c)/2], true
+	return slices.Min(s), true
 }
 
 func (t *rttTable) forget(name string) {
@@ -110,10 +109,13 @@ type nodeMetrics struct {
 	metaUpdates, pingFailures prometheus.Counter
 	rtt                       *prometheus.HistogramVec
 	members                   prometheus.Collector
+	traffic                   prometheus.Collector
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {
 	return &nodeMetrics{
+		traffic: gossipTraffic{n: n, desc: prometheus.NewDesc("falconet_discovery_gossip_sent_bytes_total",
+			"Bytes this member sent on the gossip port (probes, gossip, RTT pings, state exchanges), by protocol.", []string{"proto"}, nil)},
 		metaUpdates: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_discovery_metadata_updates_total",
 			Help: "Times this member re-broadcast its metadata."}),
 		pingFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "falconet_discovery_rtt_ping_failures_total",
@@ -132,8 +134,24 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	}
 }
 
+// gossipTraffic exports Traffic as falconet_discovery_gossip_sent_bytes_total{proto}.
+type gossipTraffic struct {
+	n    *Node
+	desc *prometheus.Desc
+}
+
+func (g gossipTraffic) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+func (g gossipTraffic) Collect(ch chan<- prometheus.Metric) {
+	if g.n.tr == nil {
+		return
+	}
+	t := g.n.Traffic()
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.CounterValue, float64(t.UDPBytes), "udp")
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.CounterValue, float64(t.TCPBytes), "tcp")
+}
+
 func (m *nodeMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.metaUpdates, m.pingFailures, m.rtt, m.members} {
+	for _, c := range []prometheus.Collector{m.metaUpdates, m.pingFailures, m.rtt, m.members, m.traffic} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -1,0 +1,157 @@
+package discovery_test
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/falconet/falconet/discovery"
+)
+
+var scale = flag.String("scale", "", "TestGossipScale: pool sizes to measure, e.g. 100,1000 (a measurement, not run in CI; also FALCONET_GOSSIP_SCALE)")
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestGossipScale measures a pool of N in-process members on loopback (3
+// relays, N-3 agents, encrypted, production timings): time for every member
+// to know every other after joining, gossip bytes sent and CPU per member
+// in steady state, time for a relay's metadata change and a relay's crash
+// to reach every member. Run with -scale=100,1000 -v -timeout 30m.
+func TestGossipScale(t *testing.T) {
+	spec := *scale
+	if spec == "" {
+		spec = os.Getenv("FALCONET_GOSSIP_SCALE")
+	}
+	if spec == "" {
+		t.Skip("measurement: run with -scale=100,1000 (or FALCONET_GOSSIP_SCALE)")
+	}
+	for _, f := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 5 {
+			t.Fatalf("-scale: %q", f)
+		}
+		t.Run(fmt.Sprint(n), func(t *testing.T) { measurePool(t, n) })
+	}
+}
+
+func measurePool(t *testing.T, n int) {
+	window := 90 * time.Second // push-pull runs every 15s x (1 + log2(N/32)): include several
+	nodes := make([]*discovery.Node, 0, n)
+	var mu sync.Mutex
+	start := time.Now()
+	for i := range n {
+		role, name := discovery.RoleAgent, fmt.Sprintf("agent/%04d", i)
+		meta := discovery.Meta{}
+		if i < 3 {
+			role, name = discovery.RoleRelay, fmt.Sprintf("relay/%d", i)
+			meta = discovery.Meta{Addr: fmt.Sprintf("10.0.0.%d:8433", i), Ready: true}
+		}
+		var seeds []string
+		mu.Lock()
+		for range min(len(nodes), 3) {
+			seeds = append(seeds, nodes[rand.IntN(len(nodes))].Addr())
+		}
+		mu.Unlock()
+		nd, err := discovery.New(discovery.Config{Name: name, Role: role, Bind: "127.0.0.1:0", Seeds: seeds,
+			Keys: []string{keyA}, Meta: meta}, nil, nil)
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		mu.Lock()
+		nodes = append(nodes, nd)
+		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, nd := range nodes {
+			wg.Add(1)
+			go func() { defer wg.Done(); nd.Abort() }()
+		}
+		wg.Wait()
+	})
+	started := time.Since(start)
+	everyone := func(cond func(*discovery.Node) bool) bool {
+		for _, nd := range nodes {
+			if !cond(nd) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 10*time.Minute, "every member knows every other", func() bool {
+		return everyone(func(nd *discovery.Node) bool { return len(nd.Members()) == n })
+	})
+	joined := time.Since(start)
+	t.Logf("N=%d: members started in %v; every member knew all %d after %v", n, started.Round(time.Millisecond), n, joined.Round(time.Millisecond))
+
+	// Let the joins' broadcasts die down, then measure a quiet window.
+	waitFor(t, time.Minute, "settle", func() bool { return time.Since(start) > joined+10*time.Second })
+	traffic := func(from, to int) (udp, tcp int64) {
+		for _, nd := range nodes[from:to] {
+			tr := nd.Traffic()
+			udp, tcp = udp+tr.UDPBytes, tcp+tr.TCPBytes
+		}
+		return
+	}
+	ru0, rt0 := traffic(0, 3)
+	au0, at0 := traffic(3, n)
+	cpu0, w0 := cpuTime(), time.Now()
+	waitFor(t, window+time.Minute, "measurement window", func() bool { return time.Since(w0) >= window })
+	secs := time.Since(w0).Seconds()
+	cpu := cpuTime() - cpu0
+	ru1, rt1 := traffic(0, 3)
+	au1, at1 := traffic(3, n)
+	perRelay := float64(ru1-ru0+rt1-rt0) / 3 / secs
+	perAgent := float64(au1-au0+at1-at0) / float64(n-3) / secs
+	t.Logf("N=%d steady state over %.0fs: sent per relay %.0f B/s (udp %.0f, tcp %.0f); per agent %.0f B/s (udp %.0f, tcp %.0f); "+
+		"process CPU %.2f cores = %.2f ms CPU per member per second",
+		n, secs, perRelay, float64(ru1-ru0)/3/secs, float64(rt1-rt0)/3/secs, perAgent,
+		float64(au1-au0)/float64(n-3)/secs, float64(at1-at0)/float64(n-3)/secs,
+		cpu.Seconds()/secs, float64(cpu.Milliseconds())/float64(n)/secs)
+
+	// A relay's load changes: how long until every member sees it.
+	relay := nodes[0]
+	c0 := time.Now()
+	relay.Publish(discovery.Meta{Addr: "10.0.0.0:8433", Ready: true, Agents: 777})
+	waitFor(t, 5*time.Minute, "metadata change everywhere", func() bool {
+		return everyone(func(nd *discovery.Node) bool {
+			for _, m := range nd.Members() {
+				if m.Name == "relay/0" {
+					return m.Meta.Agents == 777
+				}
+			}
+			return nd == relay
+		})
+	})
+	t.Logf("N=%d: a relay's metadata change reached every member in %v", n, time.Since(c0).Round(time.Millisecond))
+
+	// A relay crashes: how long until no member lists it.
+	dead := nodes[2]
+	c0 = time.Now()
+	dead.Abort()
+	waitFor(t, 5*time.Minute, "crash known everywhere", func() bool {
+		return everyone(func(nd *discovery.Node) bool {
+			if nd == dead {
+				return true
+			}
+			for _, m := range nd.Members() {
+				if m.Name == "relay/2" {
+					return false
+				}
+			}
+			return true
+		})
+	})
+	t.Logf("N=%d: a crashed relay was dropped by every member after %v", n, time.Since(c0).Round(time.Millisecond))
+}
