@@ -85,15 +85,16 @@ func bin(t *testing.T, name string) string {
 // fleetEnv is dev Kafka, a relay, a signing key and a feed served over
 // HTTP on loopback.
 type fleetEnv struct {
-	t        *testing.T
-	dir      string
-	kafka    *devstack.Kafka
-	relay    *relaytest.Relay
-	key      feed.SecretKey
-	feedDir  string
-	feedURL  string
-	truncate atomic.Value // string: artifact path served cut in half
-	fetches  atomic.Int64 // artifact downloads
+	t         *testing.T
+	dir       string
+	kafka     *devstack.Kafka
+	relay     *relaytest.Relay
+	key       feed.SecretKey
+	feedDir   string
+	feedURL   string
+	relayAddr string       // agents' relay; default relay.ProtocolAddr()
+	truncate  atomic.Value // string: artifact path served cut in half
+	fetches   atomic.Int64 // artifact downloads
 }
 
 func newFleetEnv(t *testing.T) *fleetEnv {
@@ -273,7 +274,11 @@ func (e *fleetEnv) startAgentAt(host, version, healthTimeout, httpAddr string) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(binDir, 0o755) })
-	a.cfgPath = e.writeAgentConfig(a.dir, "agent.toml", host, a.httpAddr, e.relay.ProtocolAddr(), healthTimeout)
+	relayAddr := e.relayAddr
+	if relayAddr == "" {
+		relayAddr = e.relay.ProtocolAddr()
+	}
+	a.cfgPath = e.writeAgentConfig(a.dir, "agent.toml", host, a.httpAddr, relayAddr, healthTimeout)
 	a.logPath = filepath.Join(a.dir, "agent.log")
 	a.start(host)
 	return a

@@ -29,6 +29,10 @@ type State struct {
 	LastFailure *Failure `json:"last_failure,omitempty"`
 	// Serial is the highest manifest serial seen; lower ones are refused.
 	Serial int64 `json:"serial,omitempty"`
+	// Rechecked counts, per version, "no_ack" verdicts withdrawn because
+	// the version rolled back to could not deliver either (the network,
+	// not the release). Withdrawn once at most.
+	Rechecked map[string]int `json:"rechecked,omitempty"`
 	// Watcher is the PID of the last trial watcher, a child of the agent
 	// process: the agent reaps it (no zombie left behind).
 	Watcher int `json:"watcher,omitempty"`
@@ -57,7 +61,10 @@ type Trial struct {
 
 // Failure is one rolled-back (or refused at start) version.
 type Failure struct {
-	Version string `json:"version"`
+	// Confirmed: for "no_ack", the version rolled back to did get acks,
+	// so the release, not the network, was at fault.
+	Confirmed bool   `json:"confirmed,omitempty"`
+	Version   string `json:"version"`
 	// Reason is a short code: "exited", "hung", "no_ack", "exec_failed",
 	// "halted".
 	Reason string    `json:"reason"`

@@ -342,6 +342,8 @@ func (u *Updater) Run(ctx context.Context) error {
 		if err := u.runTrial(ctx); err != nil || ctx.Err() != nil {
 			return err
 		}
+	} else if err := u.recheckNoAck(ctx); err != nil || ctx.Err() != nil {
+		return err
 	}
 	// First check soon after start, spread over a minute (or the interval).
 	wait := time.Duration(rand.Int64N(int64(min(u.cfg.Interval, time.Minute)))) + time.Second
@@ -542,4 +544,80 @@ func (u *Updater) get(ctx context.Context, url string, limit int64) ([]byte, err
 		return nil, fmt.Errorf("GET %s: %d bytes, more than the %d allowed", url, resp.ContentLength, limit)
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, limit+1))
+}
+
+// recheckNoAck runs in the version a "no_ack" trial rolled back to. If this
+// version gets an ack within health_timeout, the verdict stands (the
+// release could not deliver where the old version can). If it gets none
+// either, the network was down, not the release at fault: the version is
+// no longer marked bad (once per version) and is tried again when the
+// agent delivers again.
+func (u *Updater) recheckNoAck(ctx context.Context) error {
+	s, err := u.st.load()
+	if err != nil {
+		return err
+	}
+	f := s.LastFailure
+	if f == nil || f.Reason != "no_ack" || f.Confirmed || time.Since(f.At) > u.cfg.HealthTimeout+time.Minute {
+		return nil
+	}
+	if b, bad := s.Bad[f.Version]; !bad || b.At != f.At {
+		return nil
+	}
+	deadline := time.NewTimer(u.cfg.HealthTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if !u.d.LastAck().After(u.start) {
+				continue
+			}
+			s, err := u.st.update(func(s *State) error {
+				if s.LastFailure != nil && s.LastFailure.Version == f.Version && s.LastFailure.At.Equal(f.At) {
+					s.LastFailure.Confirmed = true
+					if b, bad := s.Bad[f.Version]; bad {
+						b.Confirmed = true
+						s.Bad[f.Version] = b
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			u.m.showState(&s)
+			u.log.Info("rollback confirmed: this version delivers where the new one did not", "version", f.Version)
+			return nil
+		case <-deadline.C:
+			withdrawn := false
+			s, err := u.st.update(func(s *State) error {
+				if s.Rechecked[f.Version] >= 1 {
+					return nil
+				}
+				if s.Rechecked == nil {
+					s.Rechecked = map[string]int{}
+				}
+				s.Rechecked[f.Version]++
+				delete(s.Bad, f.Version)
+				withdrawn = true
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			u.m.showState(&s)
+			if withdrawn {
+				u.log.Warn("no ack for this version either: the network, not the release, failed the trial; "+
+					"it is tried again once the agent delivers", "version", f.Version)
+			} else {
+				u.log.Warn("no ack for this version either, but the release was given a second chance before; it stays marked bad",
+					"version", f.Version)
+			}
+			return nil
+		}
+	}
 }
