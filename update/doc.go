@@ -39,6 +39,11 @@
 //   - the installed binary at start: a trial that never committed and was
 //     not stopped on purpose failed (power loss, the watcher killed too).
 //
+// A "no_ack" verdict is rechecked by the version rolled back to: if it
+// gets no ack within HealthTimeout either, the network was at fault and
+// the mark is withdrawn (once per version), so the release is tried again
+// when the agent delivers.
+//
 // The buffer (bbolt, exclusively locked) is open in one process at a time:
 // the old process closes it before the exec, a killed trial's lock dies
 // with it. Unacked batches stay in the buffer and are sent again by the
