@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"hash/fnv"
@@ -58,6 +59,9 @@ type Score struct {
 	RTT        time.Duration // -1: not measured
 	Load       time.Duration // the load penalty
 	Score      time.Duration
+	// Near: among the relays the agent chooses from (near ones with room;
+	// failing those, any with room; failing those, all).
+	Near bool
 }
 
 // Chooser picks the relay an agent sends to. It implements the sender's
@@ -181,10 +185,15 @@ func tieBreak(agent, relay string) uint64 {
 
 // evaluate recomputes the scores and the choice; tick says whether this is
 // a periodic evaluation (only those count towards Confirm).
+//
+// Relays are "near" when their RTT is within MinGain + Hysteresis×(the
+// lowest RTT) of the nearest one; "roomy" when below HighWater of their
+// connection and in-flight limits. Agents choose among the near, roomy
+// relays (falling back to the roomy ones, then to all) and balance load
+// among those; a farther relay is used only when no near one has room.
 func (c *Chooser) evaluate(tick bool) {
 	inUse := c.cfg.InUse()
 	var cands []Member
-	inCands := false
 	for _, r := range c.n.Relays() {
 		m := r.Meta
 		if m.Addr == "" || !m.Ready || m.Draining || r.State != "alive" {
@@ -193,35 +202,70 @@ func (c *Chooser) evaluate(tick bool) {
 		if m.MaxAgents > 0 && m.Agents >= m.MaxAgents && m.Addr != inUse {
 			continue // full
 		}
-		if m.Addr == inUse {
-			inCands = true
-		}
 		cands = append(cands, r)
 	}
-	total := 0
-	for _, r := range cands {
-		total += r.Meta.Agents
-	}
-	if !inCands {
-		total++ // this agent lands somewhere
-	}
-	mean := 1.0
-	if len(cands) > 0 {
-		mean = max(float64(total)/float64(len(cands)), 1)
-	}
-	w := float64(c.cfg.LoadWeight)
 	// A relay not measured yet counts as far as the farthest measured one:
 	// usable at once for a first choice or a failover, never a reason to
 	// move (decide requires a measured RTT for that).
 	var unknownRTT time.Duration
+	minRTT := time.Duration(-1)
 	for _, r := range cands {
 		if d, ok := c.n.RTT(r.Name); ok {
 			unknownRTT = max(unknownRTT, d)
+			if minRTT < 0 || d < minRTT {
+				minRTT = d
+			}
 		}
 	}
-	scores := make([]Score, 0, len(cands))
+	minRTT = max(minRTT, 0)
+	band := c.cfg.MinGain + time.Duration(c.cfg.Hysteresis*float64(minRTT))
+	w := float64(c.cfg.LoadWeight)
+	type cand struct {
+		m          Member
+		rtt        time.Duration
+		measured   bool
+		near, room bool
+	}
+	cs := make([]cand, 0, len(cands))
 	for _, r := range cands {
+		rtt, ok := c.n.RTT(r.Name)
+		if !ok {
+			rtt = unknownRTT
+		}
+		limit := band
+		if r.Meta.Addr == inUse {
+			limit = 2 * band // the relay in use leaves the near set only clearly
+		}
 		m := r.Meta
+		room := (m.MaxAgents == 0 || float64(m.Agents) < highWater*float64(m.MaxAgents)) &&
+			(m.InflightMax == 0 || float64(m.InflightBytes) < highWater*float64(m.InflightMax))
+		cs = append(cs, cand{m: r, rtt: rtt, measured: ok, near: rtt <= minRTT+limit, room: room})
+	}
+	inSet := func(x cand) bool { return x.near && x.room }
+	if !slices.ContainsFunc(cs, inSet) {
+		inSet = func(x cand) bool { return x.room }
+		if !slices.ContainsFunc(cs, inSet) {
+			inSet = func(cand) bool { return true }
+		}
+	}
+	total, inSetN, usInSet := 0, 0, false
+	for _, x := range cs {
+		if inSet(x) {
+			total += x.m.Meta.Agents
+			inSetN++
+			usInSet = usInSet || x.m.Meta.Addr == inUse
+		}
+	}
+	if !usInSet {
+		total++ // this agent lands in the set
+	}
+	mean := 1.0
+	if inSetN > 0 {
+		mean = max(float64(total)/float64(inSetN), 1)
+	}
+	scores := make([]Score, 0, len(cs))
+	for _, x := range cs {
+		m := x.m.Meta
 		load := float64(m.Agents)
 		if m.Addr != inUse {
 			load++
@@ -231,28 +275,25 @@ func (c *Chooser) evaluate(tick bool) {
 			pen += w * float64(m.InflightBytes) / float64(m.InflightMax)
 		}
 		pen += float64(m.ProduceLatency())
-		rtt, ok := c.n.RTT(r.Name)
-		s := Score{Name: r.Name, Addr: m.Addr, RTT: rtt, Load: time.Duration(pen)}
-		if !ok {
+		s := Score{Name: x.m.Name, Addr: m.Addr, RTT: x.rtt, Load: time.Duration(pen), Near: inSet(x)}
+		if !x.measured {
 			s.RTT = -1
-			rtt = unknownRTT
 		}
-		s.Score = rtt + s.Load
+		s.Score = x.rtt + s.Load
 		scores = append(scores, s)
 	}
 	me := c.n.Name()
 	slices.SortStableFunc(scores, func(a, b Score) int {
-		if a.Score != b.Score {
-			return int(a.Score - b.Score)
-		}
-		ha, hb := tieBreak(me, a.Name), tieBreak(me, b.Name)
-		switch {
-		case ha < hb:
-			return -1
-		case ha > hb:
+		if a.Near != b.Near {
+			if a.Near {
+				return -1
+			}
 			return 1
 		}
-		return 0
+		if a.Score != b.Score {
+			return cmp.Compare(a.Score, b.Score)
+		}
+		return cmp.Compare(tieBreak(me, a.Name), tieBreak(me, b.Name))
 	})
 	find := func(addr string) (Score, bool) {
 		for _, s := range scores {
@@ -304,6 +345,10 @@ func (c *Chooser) evaluate(tick bool) {
 	}
 }
 
+// highWater is the share of a relay's connection or in-flight limit above
+// which it no longer counts as having room.
+const highWater = 0.8
+
 // decide returns the preferred relay and why it changed. c.mu is held.
 func (c *Chooser) decide(inUse string, scores []Score, find func(string) (Score, bool), tick bool) (string, string) {
 	if len(scores) == 0 {
@@ -334,11 +379,14 @@ func (c *Chooser) decide(inUse string, scores []Score, find func(string) (Score,
 		clear(c.streak)
 		return inUse, ""
 	}
-	curRTT := max(cur.RTT, 0)
-	need := c.cfg.MinGain + time.Duration(c.cfg.Hysteresis*float64(curRTT))
-	if cur.Score-best.Score <= need {
-		clear(c.streak)
-		return inUse, ""
+	// Out of the near set (a nearer relay is back, or ours filled up): move.
+	// Within it: only for a clear gain.
+	if cur.Near {
+		need := c.cfg.MinGain + time.Duration(c.cfg.Hysteresis*float64(max(cur.RTT, 0)))
+		if cur.Score-best.Score <= need {
+			clear(c.streak)
+			return inUse, ""
+		}
 	}
 	if !tick {
 		return inUse, ""
