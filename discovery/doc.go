@@ -32,14 +32,26 @@
 // memberlist's direct UDP ping (one relay per RTTInterval, round robin; the
 // minimum of the last five samples, as queueing only adds delay), plus the
 // samples memberlist's own failure-detector probes produce when they happen
-// to hit a relay. A
-// Chooser scores each ready relay as RTT + load penalty (connected agents
-// relative to the mean, in-flight memory, produce latency) and keeps the
-// relay in use unless another is better by MinGain + Hysteresis×RTT for
-// Confirm evaluations in a row; then it moves with probability MoveChance
-// per evaluation, which bounds the share of the fleet that moves at once.
-// A relay that is dead, draining or not ready is left at once. Static
-// addresses (agent.toml relay.addresses) come last, as a fallback.
+// to hit a relay.
+//
+// A Chooser considers the relays that are ready, not draining and not full.
+// The "near" ones are those within MinGain + Hysteresis×(lowest RTT) of the
+// nearest (10 ms + 20 % by default); it chooses among the near relays that
+// have room (below 80 % of their connection and in-flight limits), failing
+// those among any with room, failing those among all. Within that set the
+// score is RTT + load penalty (LoadWeight × connected agents relative to
+// the set's mean, plus in-flight memory and produce latency), and agents
+// spread evenly. The relay in use is kept unless another in the set is
+// better by MinGain + Hysteresis×RTT, or the relay in use left the set (a
+// nearer relay came back, ours filled up), for Confirm evaluations in a
+// row; then the agent moves with probability MoveChance per evaluation,
+// which bounds the share of the fleet that moves at once. A relay that is
+// dead, draining or not ready is left at once (failover). Static addresses
+// (agent.toml relay.addresses) come last, as a fallback.
+//
+// A relay fills its redirect list (sent to agents it refuses as busy or
+// tells to drain) with the other ready relays that have room, least loaded
+// first (AdvertiseRelay).
 //
 // # What it does not do
 //

@@ -20,8 +20,11 @@
 //   - Relays are tried in the RelaySource's order of preference; a relay that
 //     refuses, is unreachable or answers "retry later" is skipped for the
 //     next attempt; when all fail, the sender waits with jittered exponential
-//     backoff before trying again. Once connected it stays on that relay
-//     until the connection ends (discovery, a later issue, will re-rank).
+//     backoff before trying again. With a static source it stays on a relay
+//     until the connection ends; with a Steering source (discovery's
+//     Chooser) it also moves when the source prefers another relay: it
+//     stops sending, waits for the answers to what is in flight (at most
+//     DrainTimeout; the rest is resent) and reconnects there.
 //
 // # What it does not do
 //
