@@ -56,6 +56,8 @@ func TestFleetRollout(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	accepted := map[string]bool{}
+	var attempts, failed int
+	codes := map[int]int{}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -70,6 +72,14 @@ func TestFleetRollout(t *testing.T) {
 			body := fmt.Sprintf(`[{"endpoint":%q,"metric":"fleet.seq","value":%d,"timestamp":%d,"step":1,"counterType":"GAUGE","tags":"seq=%d"}]`,
 				hosts[i%n], i, time.Now().Unix(), i)
 			resp, err := c.Post("http://"+a.httpAddr+"/v1/push", "application/json", strings.NewReader(body))
+			mu.Lock()
+			attempts++
+			if err != nil {
+				failed++
+			} else {
+				codes[resp.StatusCode]++
+			}
+			mu.Unlock()
 			if err != nil {
 				continue
 			}
@@ -181,6 +191,7 @@ func TestFleetRollout(t *testing.T) {
 		}
 		return len(missing) == 0
 	}, func() string { return fmt.Sprintf("%d of %d accepted pushes missing", len(missing), len(accepted)) })
+	mark("pushes: %d attempts, %d failed to connect (agent between processes), answers %v", attempts, failed, codes)
 	mark("%d pushes accepted, all in Kafka (%d records, %d replayed copies with the same document id); %d distinct documents",
 		len(accepted), records, copies, records-copies)
 	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
