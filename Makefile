@@ -25,8 +25,18 @@ go-version: ## check that the Go on PATH is at least go.mod's version (build, te
 	 if [ "$$(printf '%s\n' "$(GO_MIN)" "$$have" | sort -V | head -1)" != "$(GO_MIN)" ]; then \
 	   echo "Go $$have is too old: falconet needs Go $(GO_MIN) or newer (README: Quick start says how to get it)"; exit 1; fi
 
-tools: go-version ## install the pinned staticcheck that make test runs (into $(go env GOPATH)/bin)
-	$(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION)
+# The package tests (root) need nfpm and goreleaser; goreleaser takes minutes to build, so each tool is
+# installed only when missing.
+NFPM_VERSION       := 2.45.2
+GORELEASER_VERSION := 2.15.1
+GOBIN_DIR          := $(shell $(GO) env GOPATH 2>/dev/null)/bin
+tools: go-version ## install the pinned tools make test runs: staticcheck 0.8.2, nfpm, goreleaser (into $(go env GOPATH)/bin)
+	@"$(STATICCHECK)" -version 2>/dev/null | grep -qF "($(STATICCHECK_VERSION))" || \
+	 { echo "installing staticcheck $(STATICCHECK_VERSION)"; $(GO) install honnef.co/go/tools/cmd/staticcheck@v$(STATICCHECK_VERSION); }
+	@command -v nfpm >/dev/null || [ -x "$(GOBIN_DIR)/nfpm" ] || \
+	 { echo "installing nfpm $(NFPM_VERSION)"; $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@v$(NFPM_VERSION); }
+	@command -v goreleaser >/dev/null || [ -x "$(GOBIN_DIR)/goreleaser" ] || \
+	 { echo "installing goreleaser $(GORELEASER_VERSION) (a few minutes to build, once)"; $(GO) install github.com/goreleaser/goreleaser/v2@v$(GORELEASER_VERSION); }
 
 build: go-version ## build every binary into bin/, version stamped from git
 	@mkdir -p bin

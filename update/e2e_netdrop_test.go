@@ -21,7 +21,7 @@ func TestSelfUpdateNetworkDropDuringTrial(t *testing.T) {
 	rcfg.Listen.Protocol = freePort(t)
 	r := relaytest.Start(t, rcfg, slog.New(slog.DiscardHandler))
 	e.relayAddr = rcfg.Listen.Protocol
-	a := e.startAgent("drop-host", "1.0.0", "6s")
+	a := e.startAgent("drop-host", "1.0.0", "10s")
 	a.waitRunning(30*time.Second, "1.0.0", "installed")
 	a.waitDelivering(30 * time.Second)
 

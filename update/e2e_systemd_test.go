@@ -103,7 +103,7 @@ func (s *supervisor) restart(t *testing.T) {
 func TestSelfUpdateUnderSystemdSupervisor(t *testing.T) {
 	t.Parallel()
 	e := newFleetEnv(t)
-	a, sup := e.startSupervised("sysd-host", "1.0.0", "5s")
+	a, sup := e.startSupervised("sysd-host", "1.0.0", "10s") // room for the good release to commit on a loaded machine
 	a.waitRunning(30*time.Second, "1.0.0", "installed")
 
 	for _, c := range []struct{ version, binary, reason string }{

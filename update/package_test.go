@@ -79,7 +79,7 @@ func TestPackagedAgentSelfUpdate(t *testing.T) {
 		installed: filepath.Join(root, "usr/bin/falconet-agent"), logPath: filepath.Join(root, "agent.log")}
 	// The packaged config with the test's relay, feed and paths.
 	a.cfgPath = e.writeAgentConfigAt(filepath.Join(root, "etc/falconet/agent.toml"), a.dataDir, "pkg-host", a.httpAddr,
-		e.relay.ProtocolAddr(), "5s")
+		e.relay.ProtocolAddr(), "10s")
 	a.start("pkg-host")
 	a.waitRunning(30*time.Second, "1.0.0", "installed")
 
