@@ -35,7 +35,7 @@
 //   - the watcher: the trial died (crashed, exited, could not start) or is
 //     still unresolved at the deadline (hung; it is killed
 //     with SIGKILL): it marks the version bad and, without systemd, execs
-//     the installed binary; under systemd Restart=on-failure does that;
+//     the installed binary; under systemd Restart=always does that;
 //   - the installed binary at start: a trial that never committed and was
 //     not stopped on purpose failed (power loss, the watcher killed too).
 //

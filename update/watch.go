@@ -32,7 +32,7 @@ func SelfCheckLead(healthTimeout time.Duration) time.Duration {
 //
 // Then, without systemd, the watcher execs the installed binary with the
 // original arguments, which runs the previous version again. Under systemd
-// (INVOCATION_ID is set) it only exits: Restart=on-failure starts the
+// (INVOCATION_ID is set) it only exits: Restart=always starts the
 // installed binary, which finds the version marked bad.
 //
 // A trial stopped on purpose (SIGTERM) is not a failure and is not
