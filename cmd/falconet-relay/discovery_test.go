@@ -118,6 +118,7 @@ type fleet struct {
 }
 
 type testAgent struct {
+	log     *syncBuffer
 	name    string
 	q       *sendertest.MemQueue
 	snd     *sender.Sender
@@ -134,14 +135,15 @@ func (f *fleet) start(ctx context.Context, n int, seeds []string, gen *sync.Wait
 			f.t.Fatal(err)
 		}
 		f.t.Cleanup(func() { _ = node.Close() })
-		a := &testAgent{name: name, q: sendertest.NewMemQueue()}
+		a := &testAgent{name: name, q: sendertest.NewMemQueue(), log: &syncBuffer{}}
+		logger := slog.New(slog.NewTextHandler(a.log, nil))
 		a.chooser, err = discovery.NewChooser(node, discovery.ChooserConfig{Interval: 500 * time.Millisecond,
 			InUse: func() string {
 				if a.snd == nil {
 					return ""
 				}
 				return a.snd.Current()
-			}}, nil, nil)
+			}}, logger, nil)
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -152,7 +154,7 @@ func (f *fleet) start(ctx context.Context, n int, seeds []string, gen *sync.Wait
 		scfg.DialTimeout = time.Second
 		scfg.BackoffMin, scfg.BackoffMax = 50*time.Millisecond, time.Second
 		scfg.SteerInterval = 500 * time.Millisecond
-		snd, err := sender.New(scfg, a.q, a.chooser, nil, nil)
+		snd, err := sender.New(scfg, a.q, a.chooser, logger, nil)
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -361,6 +363,11 @@ keys = [%q]
 		return balanced(all...)()
 	})
 	t.Logf("restarted %s: balanced again after %v: %v (most agents arriving within one 50 ms poll: %d)", victim.name, took.Round(time.Millisecond), f.loads(), maxStep)
+	if took > 30*time.Second || os.Getenv("FALCONET_TEST_VERBOSE") != "" {
+		for _, a := range f.agents {
+			t.Logf("%s log:\n%s", a.name, a.log)
+		}
+	}
 	if maxStep > nAgents/2 {
 		t.Errorf("%d of %d agents moved to the restarted relay at once; want a bounded share", maxStep, nAgents)
 	}

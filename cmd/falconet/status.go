@@ -38,7 +38,7 @@ func runStatus(ctx context.Context, args []string) error {
 		if *keyFile != "" {
 			b, err := os.ReadFile(*keyFile)
 			if err != nil {
-				return exitError{code: 2, msg: fmt.Sprintf("status -key-file: %v", err)}
+				return exitError{code: 2, msg: fmt.Sprintf("-key-file: %v", err)}
 			}
 			k = strings.TrimSpace(string(b))
 		}
@@ -94,11 +94,11 @@ func poolStatus(w io.Writer, seeds []string, key string, asJSON bool) error {
 		cfg.Keys = []string{key}
 	}
 	if err := cfg.Validate("status"); err != nil {
-		return exitError{code: 2, msg: strings.Replace(err.Error(), "status.keys[0]", "status -key", 1)}
+		return exitError{code: 2, msg: strings.Replace(err.Error(), "status.keys[0]", "-key", 1)}
 	}
 	members, err := discovery.Observe(cfg, nil)
 	if err != nil {
-		return exitError{code: 1, msg: "falconet status: " + err.Error()}
+		return exitError{code: 1, msg: err.Error()}
 	}
 	var out []poolMember
 	for _, m := range members {
