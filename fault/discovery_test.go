@@ -192,4 +192,7 @@ keys = [%q]
 	}
 	back := time.Since(t0)
 	t.Logf("near relay restarted: every agent back on it after %v", back.Round(time.Millisecond))
+	if os.Getenv("FALCONET_TEST_VERBOSE") != "" {
+		dump()
+	}
 }
