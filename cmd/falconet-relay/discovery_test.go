@@ -394,7 +394,7 @@ keys = [%q]
 	if log := leaver.stderr.String(); !strings.Contains(log, "drained") {
 		t.Errorf("%s did not drain before leaving; log:\n%s", leaver.name, log)
 	}
-	took = pollUntil(t, 60*time.Second, "every agent off the leaving relay", func() bool {
+	pollUntil(t, 60*time.Second, "every agent off the leaving relay", func() bool {
 		l := f.loads()
 		return l[left[0]]+l[left[1]] == nAgents
 	})
