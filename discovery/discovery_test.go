@@ -332,3 +332,63 @@ func TestNoFlapping(t *testing.T) {
 		<-time.After(20 * time.Millisecond)
 	}
 }
+
+// TestRedirectsFromPool: a relay's redirect list (what it names to agents
+// it refuses as busy or tells to drain) holds the other relays that are
+// ready and have room, least loaded first; not-ready, draining and full
+// relays, and itself, are left out.
+func TestRedirectsFromPool(t *testing.T) {
+	type st struct {
+		addr string
+		s    discovery.RelayStatus
+	}
+	relays := []st{
+		{"10.0.0.1:8433", discovery.RelayStatus{Ready: true, Agents: 90, MaxAgents: 100}}, // the one asking (busy)
+		{"10.0.0.2:8433", discovery.RelayStatus{Ready: true, Agents: 50, MaxAgents: 100}},
+		{"10.0.0.3:8433", discovery.RelayStatus{Ready: true, Agents: 10, MaxAgents: 100}},
+		{"10.0.0.4:8433", discovery.RelayStatus{Ready: false, Agents: 0, MaxAgents: 100}},
+		{"10.0.0.5:8433", discovery.RelayStatus{Ready: true, Draining: true, MaxAgents: 100}},
+		{"10.0.0.6:8433", discovery.RelayStatus{Ready: true, Agents: 100, MaxAgents: 100}},
+		{"10.0.0.7:8433", discovery.RelayStatus{Ready: true, Agents: 30, MaxAgents: 100}},
+	}
+	var seed string
+	var mu sync.Mutex
+	var got []string
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i, r := range relays {
+		var seeds []string
+		if seed != "" {
+			seeds = []string{seed}
+		}
+		n := startNode(t, discovery.Config{Name: fmt.Sprintf("relay-%d", i+1), Role: discovery.RoleRelay, Seeds: seeds, MetaInterval: 100 * time.Millisecond})
+		if seed == "" {
+			seed = n.Addr()
+		}
+		var set func([]string)
+		if i == 0 {
+			set = func(a []string) { mu.Lock(); got = a; mu.Unlock() }
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.AdvertiseRelay(ctx, r.addr, 50*time.Millisecond, func() discovery.RelayStatus { return r.s }, set)
+		}()
+	}
+	want := "10.0.0.3:8433,10.0.0.7:8433,10.0.0.2:8433"
+	var last string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		last = strings.Join(got, ",")
+		mu.Unlock()
+		if last == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redirects of the busy relay: got %q, want %q (ready, with room, least loaded first, at most 3)", last, want)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
