@@ -31,6 +31,20 @@ def rss_kib(pid):
     return out
 
 
+def rss_by_mapping(pid, top=4):
+    """The largest resident mappings, MB by file (anonymous as "[anon]")."""
+    by = {}
+    name = "[anon]"
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and ":" not in parts[0]:
+                name = os.path.basename(parts[5]) if len(parts) >= 6 else "[anon]"
+            elif parts[0] == "Rss:":
+                by[name] = by.get(name, 0) + int(parts[1])
+    return {k: round(v / 1024, 1) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:top]}
+
+
 def run_ns(pid):
     """On-CPU time of the live threads in ns (schedstat: finer than ticks)."""
     total = 0
@@ -158,6 +172,7 @@ LoadPlugin network
             time.sleep(5)
         el = time.monotonic() - t0
         c1 = {n: cpu_ticks(p) for n, p in pids.items()}
+        maps = {n: rss_by_mapping(p) for n, p in pids.items()}
         s1 = {n: run_ns(p) for n, p in pids.items()}
         after = {n: scrape(u) for n, u in urls.items()}
         load1 = os.getloadavg()
@@ -174,6 +189,7 @@ LoadPlugin network
                 "cpu_pct_of_core": round((c1[n] - c0[n]) / TICK / el * 100, 3),
                 "cpu_ticks": c1[n] - c0[n],
                 "cpu_pct_schedstat": round((s1[n] - s0[n]) / 1e9 / el * 100, 3),
+                "rss_by_mapping_mb": maps[n],
             }
             if n in before:
                 d = lambda k: after[n].get(k, 0) - before[n].get(k, 0)
