@@ -223,9 +223,11 @@ func TestBatchLargerThanRelayFrameIsDropped(t *testing.T) {
 func TestHeartbeatsOnlyWhenIdle(t *testing.T) {
 	p := startPeerAck(t, &wire.Welcome{RelayID: "r", MaxInFlight: 4}, true)
 	q := sendertest.NewMemQueue()
-	cfg := sender.Config{Heartbeat: 100 * time.Millisecond, IdleHeartbeat: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond}
+	// Heartbeat 500 ms: an ack from this peer slower than that (a heartbeat
+	// would then be right) needs a machine stalled for half a second.
+	cfg := sender.Config{Heartbeat: 500 * time.Millisecond, IdleHeartbeat: time.Second, ReadTimeout: 2 * time.Second}
 	run(t, cfg, q, p.ln.Addr().String())
-	// A batch every 50 ms for 1.5 s: the link is never idle for 300 ms.
+	// A batch every 50 ms for 1.5 s: the link is never idle for a second.
 	for i := range 30 {
 		fill(t, q, 1)
 		relaytest.WaitFor(t, 5*time.Second, fmt.Sprintf("batch %d acked", i+1), func() bool { return q.Stats().Acked >= i+1 })
@@ -234,7 +236,7 @@ func TestHeartbeatsOnlyWhenIdle(t *testing.T) {
 	if n := p.hearts.Load(); n != 0 {
 		t.Errorf("%d heartbeats while batches flowed and were acked at once, want 0", n)
 	}
-	relaytest.WaitFor(t, 5*time.Second, "heartbeats once idle", func() bool { return p.hearts.Load() >= 3 })
+	relaytest.WaitFor(t, 10*time.Second, "heartbeats once idle", func() bool { return p.hearts.Load() >= 3 })
 	if n := p.conns.Load(); n != 1 {
 		t.Errorf("%d connections, want the first one kept while idle and answered", n)
 	}
