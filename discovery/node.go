@@ -410,8 +410,8 @@ func (n *Node) Relays() []Member {
 	return out
 }
 
-// Changed returns a channel closed at the next membership or metadata
-// change.
+// Changed returns a channel closed at the next change that concerns a
+// relay (one joining, leaving, failing or changing its metadata).
 func (n *Node) Changed() <-chan struct{} {
 	n.chMu.Lock()
 	defer n.chMu.Unlock()
@@ -480,17 +480,24 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 // events is memberlist's EventDelegate.
 type events Node
 
-func (n *Node) track(nd *memberlist.Node) {
+// track copies nd into the view and reports whether a relay was concerned
+// (it is one now or was one before): only those changes wake the loops
+// that watch Changed, so agents' own churn costs a large pool nothing.
+func (n *Node) track(nd *memberlist.Node) bool {
 	m := Member{Name: nd.Name, Addr: net.JoinHostPort(nd.Addr.String(), strconv.Itoa(int(nd.Port))),
 		State: "alive", Local: nd.Name == n.cfg.Name, Meta: DecodeMeta(nd.Meta)}
 	n.viewMu.Lock()
+	old, had := n.view[nd.Name]
 	n.view[nd.Name] = m
 	n.viewMu.Unlock()
+	return m.Meta.Role == RoleRelay || (had && old.Meta.Role == RoleRelay)
 }
 
 func (e *events) NotifyJoin(nd *memberlist.Node) {
 	n := (*Node)(e)
-	n.track(nd)
+	if n.track(nd) {
+		n.notifyChanged()
+	}
 	if nd.Name != n.cfg.Name {
 		m := DecodeMeta(nd.Meta)
 		n.log.Debug("member joined", "member", nd.Name, "role", m.Role, "addr", nd.Address())
@@ -498,7 +505,6 @@ func (e *events) NotifyJoin(nd *memberlist.Node) {
 			n.log.Info("relay joined", "member", nd.Name, "relay", m.Addr, "ready", m.Ready)
 		}
 	}
-	n.notifyChanged()
 }
 
 func (e *events) NotifyLeave(nd *memberlist.Node) {
@@ -507,19 +513,21 @@ func (e *events) NotifyLeave(nd *memberlist.Node) {
 		return // memberlist reports our own shutdown too
 	}
 	n.viewMu.Lock()
+	old := n.view[nd.Name]
 	delete(n.view, nd.Name)
 	n.viewMu.Unlock()
 	n.rtt.forget(nd.Name)
-	if m := DecodeMeta(nd.Meta); m.Role == RoleRelay {
+	if m := DecodeMeta(nd.Meta); m.Role == RoleRelay || old.Meta.Role == RoleRelay {
 		n.log.Info("relay left or failed", "member", nd.Name, "relay", m.Addr)
+		n.notifyChanged()
 	}
-	n.notifyChanged()
 }
 
 func (e *events) NotifyUpdate(nd *memberlist.Node) {
 	n := (*Node)(e)
-	n.track(nd)
-	n.notifyChanged()
+	if n.track(nd) {
+		n.notifyChanged()
+	}
 }
 
 // pings is memberlist's PingDelegate: the failure detector's probes of
