@@ -51,6 +51,10 @@ type ChooserConfig struct {
 // AgentStatus is what an agent tells the pool about itself.
 type AgentStatus struct {
 	Backlog, BacklogBytes int64
+	// Update is the self-update state ("installed", "committed", "trial";
+	// "" when updates are off); Rollback the last release rolled back here
+	// with its reason ("2.2.0 hung").
+	Update, Rollback string
 }
 
 // Score is one candidate relay as the chooser sees it.
@@ -341,7 +345,7 @@ func (c *Chooser) evaluate(tick bool) {
 	}
 	if c.cfg.Status != nil {
 		st := c.cfg.Status()
-		c.n.Publish(Meta{Relay: inUse, Backlog: st.Backlog, BacklogBytes: st.BacklogBytes})
+		c.n.Publish(Meta{Relay: inUse, Backlog: st.Backlog, BacklogBytes: st.BacklogBytes, Update: st.Update, Rollback: st.Rollback})
 	}
 }
 

@@ -35,6 +35,8 @@ type Meta struct {
 	Relay        string `json:"u,omitempty"`  // relay address in use, "" while disconnected
 	Backlog      int64  `json:"bl,omitempty"` // batches waiting in the buffer
 	BacklogBytes int64  `json:"bb,omitempty"`
+	Update       string `json:"up,omitempty"` // self-update state: installed, committed, trial ("" when updates are off)
+	Rollback     string `json:"rb,omitempty"` // the last release rolled back here: "2.2.0 hung"
 }
 
 // ErrMetaTooLarge is returned when a Meta does not fit memberlist's limit.
@@ -64,11 +66,12 @@ func DecodeMeta(b []byte) Meta {
 }
 
 // Urgent reports whether the change from m to n must be published at once:
-// anything that decides whether a relay may be used, or which relay an agent
-// uses.
+// anything that decides whether a relay may be used, which relay an agent
+// uses, or where an agent stands in a rollout.
 func (m Meta) Urgent(n Meta) bool {
 	return m.Role != n.Role || m.Version != n.Version || m.Addr != n.Addr || m.Ready != n.Ready ||
-		m.Draining != n.Draining || m.MaxAgents != n.MaxAgents || m.InflightMax != n.InflightMax || m.Relay != n.Relay
+		m.Draining != n.Draining || m.MaxAgents != n.MaxAgents || m.InflightMax != n.InflightMax || m.Relay != n.Relay ||
+		m.Update != n.Update || m.Rollback != n.Rollback
 }
 
 // Material reports whether n differs from the published m enough to be

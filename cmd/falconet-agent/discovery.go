@@ -39,7 +39,14 @@ func (m *Main) startDiscovery(cfg agent.Config, host string, q *buffer.Queue, cu
 		},
 		Status: func() discovery.AgentStatus {
 			st := q.Stats()
-			return discovery.AgentStatus{Backlog: int64(st.Batches), BacklogBytes: st.Bytes}
+			as := discovery.AgentStatus{Backlog: int64(st.Batches), BacklogBytes: st.Bytes}
+			if us := m.UpdateStatus(); us.State != "off" {
+				as.Update = us.State
+				if f := us.LastFailure; f != nil {
+					as.Rollback = f.Version + " " + f.Reason
+				}
+			}
+			return as
 		},
 	}, logger, reg)
 	if err != nil {

@@ -83,6 +83,8 @@ type poolMember struct {
 	Relay        string `json:"relay,omitempty"`
 	Backlog      *int64 `json:"backlog_batches,omitempty"`
 	BacklogBytes int64  `json:"backlog_bytes,omitempty"`
+	Update       string `json:"update,omitempty"`        // self-update state: installed, committed, trial
+	LastRollback string `json:"last_rollback,omitempty"` // "2.2.0 hung"
 }
 
 // poolStatus joins the gossip pool briefly through seeds and prints every
@@ -111,6 +113,7 @@ func poolStatus(w io.Writer, seeds []string, key string, asJSON bool) error {
 		case discovery.RoleAgent:
 			backlog := m.Meta.Backlog
 			pm.Relay, pm.Backlog, pm.BacklogBytes = m.Meta.Relay, &backlog, m.Meta.BacklogBytes
+			pm.Update, pm.LastRollback = m.Meta.Update, m.Meta.Rollback
 		}
 		out = append(out, pm)
 	}
@@ -143,6 +146,12 @@ func poolStatus(w io.Writer, seeds []string, key string, asJSON bool) error {
 				state = "disconnected"
 			}
 			detail = fmt.Sprintf("relay=%s backlog=%d batches (%s)", cmpOr(m.Relay, "-"), *m.Backlog, humanBytes(m.BacklogBytes))
+			if m.Update != "" {
+				detail += " update=" + m.Update
+			}
+			if m.LastRollback != "" {
+				detail += " rolled-back=" + strings.ReplaceAll(m.LastRollback, " ", ":")
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, cmpOr(m.Role, "?"), addr, cmpOr(m.Version, "-"), cmpOr(state, "-"), detail)
 	}

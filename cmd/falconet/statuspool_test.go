@@ -24,7 +24,8 @@ func TestPoolStatus(t *testing.T) {
 	}
 	defer relay.Abort()
 	agent, err := discovery.New(discovery.Config{Name: "agent/a1", Role: discovery.RoleAgent, Bind: "127.0.0.1:0", Keys: []string{key},
-		Seeds: []string{relay.Addr()}, Meta: discovery.Meta{Relay: "127.0.0.1:8433", Backlog: 42, BacklogBytes: 4096}}, nil, nil)
+		Seeds: []string{relay.Addr()}, Meta: discovery.Meta{Relay: "127.0.0.1:8433", Backlog: 42, BacklogBytes: 4096,
+			Update: "committed", Rollback: "2.2.0 hung"}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestPoolStatus(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{"relay/r1", "127.0.0.1:8433", "v9.9.9", "ready", "agents=1/100", "produce=2.5ms",
-		"agent/a1", "relay=127.0.0.1:8433", "backlog=42 batches (4.0KiB)", "1 relays, 1 agents"} {
+		"agent/a1", "relay=127.0.0.1:8433", "backlog=42 batches (4.0KiB)", "update=committed", "rolled-back=2.2.0:hung", "1 relays, 1 agents"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("table: no %q in\n%s", want, text)
 		}
@@ -57,7 +58,7 @@ func TestPoolStatus(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &ms); err != nil {
 		t.Fatalf("-json: %v\n%s", err, out.String())
 	}
-	if len(ms) != 2 || ms[0].Name != "agent/a1" || *ms[0].Backlog != 42 || ms[1].Address != "127.0.0.1:8433" || !*ms[1].Ready {
+	if len(ms) != 2 || ms[0].Name != "agent/a1" || *ms[0].Backlog != 42 || ms[0].Update != "committed" || ms[0].LastRollback != "2.2.0 hung" || ms[1].Address != "127.0.0.1:8433" || !*ms[1].Ready {
 		t.Errorf("-json: got %+v", ms)
 	}
 
