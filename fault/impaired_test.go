@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -259,7 +260,8 @@ func TestLatencyAndChangingBandwidth(t *testing.T) {
 
 // A slow uplink while a backlog drains. One agent pushes 20 series x 20/s
 // (400 metrics/s, about 10 KB/s of batches); its link is down 60 s (a
-// 24,000-metric backlog; the 10 minutes would take too long in CI),
+// 24,000-metric backlog; the 10 minutes would take too long in CI:
+// FALCONET_FAULT_SLOW_OUTAGE=10m runs that),
 // then comes back at 256 kbit/s up (32 KB/s), unlimited down. Live-first
 // must keep the newest data fresh while the backlog drains in what is left.
 func TestSlowUplinkDrain(t *testing.T) {
@@ -269,7 +271,15 @@ func TestSlowUplinkDrain(t *testing.T) {
 	nd := c.agentN[0]
 	must(t, nd.LinkDown())
 	down := time.Now()
-	netns.Hold(60 * time.Second) // the outage that builds the backlog
+	outage := 60 * time.Second
+	if v := os.Getenv("FALCONET_FAULT_SLOW_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("FALCONET_FAULT_SLOW_OUTAGE=%q: want a positive duration", v)
+		}
+		outage = d
+	}
+	netns.Hold(outage) // the outage that builds the backlog
 	must(t, nd.SetRate(256, 0))
 	before := c.senderCounters()
 	must(t, nd.LinkUp())
@@ -290,8 +300,9 @@ func TestSlowUplinkDrain(t *testing.T) {
 	}
 	reconnect = time.Since(healed)
 	stop := c.freshness() // live freshness while the backlog drains, from the reconnect on
-	r := row{Scenario: "slow uplink drain", Fault: "link down 60 s (24k metrics), back at 256 kbit/s up"}
-	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHeal(healed, 5*time.Minute)
+	r := row{Scenario: "slow uplink drain", Fault: fmt.Sprintf("link down %s (%dk metrics), back at 256 kbit/s up",
+		outage, int(outage.Seconds())*400/1000)}
+	r.FirstLive, r.Drain, r.firstLiveM, r.drainM = c.measureHeal(healed, max(5*time.Minute, 2*outage))
 	lag := stop()
 	during := c.senderCounters().minus(before)
 	if !r.firstLiveM || !r.drainM {
