@@ -2,33 +2,42 @@ package update_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/falconet/falconet/devstack"
+	"github.com/falconet/falconet/fault/check"
+	"github.com/falconet/falconet/fault/load"
+	"github.com/falconet/falconet/internal/confkit"
 	"github.com/falconet/falconet/metric"
 	"github.com/falconet/falconet/relay/relaytest"
+	"github.com/falconet/falconet/saver"
 	"github.com/falconet/falconet/update/feed"
 )
 
 // TestFleetRollout is the fleet run: 50 agents as processes against one
 // relay and the feed; 1.1.0 rolled out 10 % → 50 % → 100 %, then 1.2.0 at
 // 30 %, halted, and rolled back everywhere it landed. Metrics are pushed to
-// every agent throughout; each accepted one must be in Kafka, and copies
-// may only be replays (same document id). Not in CI (about two minutes
-// of 50 processes): FALCONET_FLEET_TEST=1 go test -run TestFleetRollout -v ./update/
+// every agent throughout; each accepted one must be in Kafka (copies may
+// only be replays of the same document id), and a saver writing the topic
+// into dev-es must hold each exactly once: none missing, no duplicates.
+// Not in CI (about two minutes of 50 processes):
+// FALCONET_FLEET_TEST=1 go test -run TestFleetRollout -v ./update/
 func TestFleetRollout(t *testing.T) {
 	if os.Getenv("FALCONET_FLEET_TEST") == "" {
 		t.Skip("the fleet run: FALCONET_FLEET_TEST=1")
 	}
 	const n = 50
 	e := newFleetEnv(t)
+	es := startFleetSaver(t, e.kafka.Addr())
 	start := time.Now()
 	var timeline []string
 	mark := func(format string, args ...any) {
@@ -51,11 +60,23 @@ func TestFleetRollout(t *testing.T) {
 	}
 	mark("%d agents on 1.0.0, delivering", n)
 
-	// Push numbered metrics round-robin to all agents for the whole run.
+	// Push numbered metrics round-robin to all agents for the whole run:
+	// agent i gets the stream of endpoint fleet-i (one series, value seq,
+	// timestamp start+seq), recorded as fault/check expects.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	accepted := map[string]bool{}
+	t0 := time.Now().Unix()
+	recs := make([]*load.Record, n)
+	for i := range recs {
+		recs[i] = &load.Record{
+			Stream:    load.Stream{Endpoint: fmt.Sprintf("fleet-%02d", i), Name: "fleet.seq", Series: 1, Start: t0},
+			Accepted:  map[int64]time.Time{},
+			Attempted: map[int64]bool{},
+			Sent:      map[int64]time.Time{},
+		}
+	}
+	accepted := map[string]bool{} // document ids
 	var attempts, failed int
 	codes := map[int]int{}
 	wg.Add(1)
@@ -68,9 +89,13 @@ func TestFleetRollout(t *testing.T) {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			a := agents[i%n]
-			body := fmt.Sprintf(`[{"endpoint":%q,"metric":"fleet.seq","value":%d,"timestamp":%d,"step":1,"counterType":"GAUGE","tags":"seq=%d"}]`,
-				hosts[i%n], i, time.Now().Unix(), i)
+			a, rec, seq := agents[i%n], recs[i%n], int64(i/n)
+			m := rec.Metric(seq, 0)
+			body := fmt.Sprintf(`[{"endpoint":%q,"metric":%q,"value":%d,"timestamp":%d,"step":1,"counterType":"GAUGE","tags":"s=%s"}]`,
+				m.Endpoint, m.Name, seq, m.Timestamp, m.Tags["s"])
+			mu.Lock()
+			rec.Attempted[seq] = true
+			mu.Unlock()
 			resp, err := c.Post("http://"+a.httpAddr+"/v1/push", "application/json", strings.NewReader(body))
 			mu.Lock()
 			attempts++
@@ -86,7 +111,8 @@ func TestFleetRollout(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				mu.Lock()
-				accepted[strconv.Itoa(i)] = true
+				rec.Accepted[seq] = time.Now()
+				accepted[m.DocID()] = true
 				mu.Unlock()
 			}
 		}
@@ -159,11 +185,10 @@ func TestFleetRollout(t *testing.T) {
 	var missing []string
 	var records, copies int
 	waitFor(t, 60*time.Second, "every accepted push in Kafka", func() bool {
-		recs := relaytest.ReadTopic(t, e.kafka.Addr(), "falconet-metrics", 1, 5*time.Second)
+		krecs := relaytest.ReadTopic(t, e.kafka.Addr(), "falconet-metrics", 1, 5*time.Second)
 		seen := map[string]int{}
-		ids := map[string]string{}
 		records = 0
-		for _, r := range recs {
+		for _, r := range krecs {
 			if !bytes.Contains(r.Value, []byte("fleet.seq")) {
 				continue
 			}
@@ -172,18 +197,13 @@ func TestFleetRollout(t *testing.T) {
 				t.Fatalf("record %s: %v", r.Value, err)
 			}
 			records++
-			seq := m.Tags["seq"]
-			seen[seq]++
-			if id, ok := ids[seq]; ok && id != m.DocID() {
-				t.Fatalf("seq %s stored under two document ids", seq)
-			}
-			ids[seq] = m.DocID()
+			seen[m.DocID()]++
 		}
 		missing = missing[:0]
 		copies = 0
-		for seq := range accepted {
-			if seen[seq] == 0 {
-				missing = append(missing, seq)
+		for id := range accepted {
+			if seen[id] == 0 {
+				missing = append(missing, id)
 			}
 		}
 		for _, c := range seen {
@@ -194,7 +214,48 @@ func TestFleetRollout(t *testing.T) {
 	mark("pushes: %d attempts, %d failed to connect (agent between processes), answers %v", attempts, failed, codes)
 	mark("%d pushes accepted, all in Kafka (%d records, %d replayed copies with the same document id); %d distinct documents",
 		len(accepted), records, copies, records-copies)
+
+	// The contract, where it is kept: every accepted push stored in
+	// Elasticsearch exactly once (by document id = series and timestamp, in
+	// the index of its day, no further document of the endpoint).
+	ec := &check.ES{URL: es.URL()}
+	var res check.Result
+	var cerr error
+	waitFor(t, 90*time.Second, "every accepted push in Elasticsearch exactly once", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, cerr = ec.CheckAll(ctx, recs...)
+		return cerr == nil && res.OK()
+	}, func() string { return fmt.Sprintf("check: %v; %s", cerr, res) })
+	if res.Generated != len(accepted) {
+		t.Fatalf("check counted %d accepted pushes, the pusher %d", res.Generated, len(accepted))
+	}
+	mark("Elasticsearch: %s", res)
 	t.Logf("timeline:\n%s", strings.Join(timeline, "\n"))
+}
+
+// startFleetSaver runs a saver from the fleet's Kafka topic into dev-es
+// for the test's lifetime.
+func startFleetSaver(t *testing.T, broker string) *devstack.ES {
+	t.Helper()
+	es := devstack.StartES(t)
+	cfg := saver.DefaultConfig()
+	cfg.HTTP.Listen = ""
+	cfg.Kafka.Brokers = []string{broker}
+	cfg.Elasticsearch.URLs = []string{es.URL()}
+	cfg.Elasticsearch.RefreshInterval = "1s"
+	cfg.Elasticsearch.Replicas = 0
+	cfg.Elasticsearch.FlushInterval = confkit.Duration(50 * time.Millisecond)
+	cfg.Kafka.CommitInterval = confkit.Duration(200 * time.Millisecond)
+	sv, err := saver.New(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return es
 }
 
 func containsStr(list []string, s string) bool {
