@@ -80,10 +80,13 @@ SOAK ?= 10m
 test-fault-soak: build ## random fault sequences for SOAK (default 10m), contract checked after each (root; not in CI)
 	FALCONET_FAULT_SOAK=$(SOAK) $(GO) test -tags fault -timeout 0 -count=1 -p 1 -v -run '^TestSoak$$' ./fault/ 2>&1 | tee $(FAULT_TMP)/falconet-fault-soak.log; exit $${PIPESTATUS[0]}
 
-bench: ## Go benchmarks + agent footprint beside collectd in one bounded run: bench/results.json, bench/results.md (minutes; not in CI)
+bench: ## Go benchmarks + agent footprint beside collectd and node_exporter in one bounded run: bench/results.json, bench/results.md (minutes; not in CI)
 	@command -v collectd >/dev/null || [ -x /usr/sbin/collectd ] || \
 	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends collectd-core; } || \
 	  { echo "bench: needs collectd (as root: apt-get install collectd-core)"; exit 1; }
+	@command -v prometheus-node-exporter >/dev/null || command -v node_exporter >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-node-exporter; } || \
+	  { echo "bench: needs node_exporter (as root: apt-get install prometheus-node-exporter)"; exit 1; }
 	python3 bench/run.py
 
 DEMO_ARGS ?= -duration 90s -fault relay-kill

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Agent footprint side by side: falconet-agent (default config, delivering
-to a relay in front of dev Kafka) and collectd (cpu, memory, load, df, disk,
-interface, processes; csv + network out), both sampled from /proc in the same
+to a relay in front of dev Kafka), collectd (cpu, memory, load, df, disk,
+interface, processes; csv + network out) and prometheus-node-exporter (its
+default collectors but systemd, which needs a systemd this machine may lack;
+scraped every 10 s, as Prometheus would), all sampled from /proc in the same
 window. Optionally a second falconet-agent built from another commit
 (--base REV) runs beside them, so a change is measured against its baseline
 on the same machine at the same time.
@@ -9,7 +11,7 @@ on the same machine at the same time.
 Writes OUT/footprint.json and prints a Markdown table. Bounded: warm-up plus
 --seconds, then everything it started is stopped.
 """
-import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -71,6 +73,24 @@ def scrape(url):
     return out
 
 
+def node_exporter_binary():
+    for b in ("prometheus-node-exporter", "node_exporter"):
+        if shutil.which(b):
+            return shutil.which(b)
+    return None
+
+
+def scraper(url, every, stop, counts):
+    """Scrapes url every `every` seconds until stop is set, as Prometheus would."""
+    while not stop.wait(every):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                r.read()
+            counts["ok"] += 1
+        except Exception:
+            counts["failed"] += 1
+
+
 def wait(cond, secs, what):
     end = time.time() + secs
     while time.time() < end:
@@ -87,12 +107,18 @@ def main():
     ap.add_argument("--out", default="bench")
     ap.add_argument("--base", default="", help="also run the agent built from this git revision")
     ap.add_argument("--port-base", type=int, default=19000)
+    ap.add_argument("--no-node-exporter", action="store_true", help="leave prometheus-node-exporter out")
     a = ap.parse_args()
     if not shutil.which("collectd") and not os.path.exists("/usr/sbin/collectd"):
         sys.exit("footprint: collectd not installed (apt-get install collectd-core)")
+    nodeexp = None if a.no_node_exporter else node_exporter_binary()
+    if not a.no_node_exporter and not nodeexp:
+        sys.exit("footprint: prometheus-node-exporter not installed (apt-get install prometheus-node-exporter; or --no-node-exporter)")
     root = subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip()
     work = tempfile.mkdtemp(prefix="falconet-footprint-")
     procs = []
+    stop_scrape = threading.Event()
+    scrapes = {"ok": 0, "failed": 0}
 
     def start(name, argv, **kw):
         log = open(os.path.join(work, name + ".log"), "w")
@@ -154,6 +180,11 @@ LoadPlugin network
 ''')
         collectd = shutil.which("collectd") or "/usr/sbin/collectd"
         pids["collectd"] = start("collectd", [collectd, "-f", "-C", os.path.join(cd, "collectd.conf")]).pid
+        if nodeexp:
+            ne = f"127.0.0.1:{pb+100}"
+            pids["node_exporter"] = start("node_exporter", [nodeexp, f"--web.listen-address={ne}", "--no-collector.systemd"]).pid
+            wait(lambda: _get(f"http://{ne}/metrics"), 30, "node_exporter ready")
+            threading.Thread(target=scraper, args=(f"http://{ne}/metrics", 10, stop_scrape, scrapes), daemon=True).start()
 
         urls = {name: f"http://127.0.0.1:{pb+10+i}/metrics" for i, (name, _) in enumerate(agents)}
         for name, u in urls.items():
@@ -179,6 +210,8 @@ LoadPlugin network
 
         res = {"seconds": round(el, 1), "cpus": os.cpu_count(), "loadavg_start": load0, "loadavg_end": load1,
                "clk_tck": TICK, "processes": {}}
+        if nodeexp:
+            res["node_exporter_scrapes"] = dict(scrapes)
         for n in pids:
             med = lambda k: round(statistics.median(x.get(k, 0) for x in rss[n]) / 1024, 1)
             res["processes"][n] = {
@@ -198,21 +231,27 @@ LoadPlugin network
                     "metrics_acked": d("falconet_agent_sender_metrics_acked_total"),
                     "heartbeats_sent": d("falconet_agent_sender_heartbeats_sent_total"),
                 })
-        cc = res["processes"]["collectd"]["cpu_pct_of_core"]
-        cs = res["processes"]["collectd"]["cpu_pct_schedstat"]
-        for n, r in res["processes"].items():
-            r["cpu_vs_collectd"] = round(r["cpu_pct_of_core"] / cc, 2) if cc > 0 else None
-            r["cpu_schedstat_vs_collectd"] = round(r["cpu_pct_schedstat"] / cs, 2) if cs > 0 else None
+        ratio = lambda x, y: round(x / y, 2) if y > 0 else None
+        for peer in ("collectd", "node_exporter"):
+            if peer not in res["processes"]:
+                continue
+            p = res["processes"][peer]
+            for n, r in res["processes"].items():
+                r[f"cpu_vs_{peer}"] = ratio(r["cpu_pct_of_core"], p["cpu_pct_of_core"])
+                r[f"cpu_schedstat_vs_{peer}"] = ratio(r["cpu_pct_schedstat"], p["cpu_pct_schedstat"])
+                r[f"rss_vs_{peer}"] = ratio(r["rss_median_mb"], p["rss_median_mb"])
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "footprint.json"), "w") as f:
             json.dump(res, f, indent=2)
         print(f"\n{el:.0f} s window, {os.cpu_count()} CPUs, load average {load0[0]:.1f} -> {load1[0]:.1f}\n")
-        print("| process | RSS median (MB) | anon / file (MB) | CPU (% of one core) | CPU, schedstat | CPU vs collectd (ticks / schedstat) | batches acked | heartbeats |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| process | RSS median (MB) | anon / file (MB) | CPU (% of one core) | CPU, schedstat | CPU vs collectd (ticks / schedstat) | CPU vs node_exporter (schedstat) | RSS vs collectd / node_exporter | batches acked | heartbeats |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n, r in res["processes"].items():
             print(f"| {n} | {r['rss_median_mb']} | {r['rss_anon_median_mb']} / {r['rss_file_median_mb']} | {r['cpu_pct_of_core']} | {r['cpu_pct_schedstat']} "
-                  f"| {r['cpu_vs_collectd']}x / {r['cpu_schedstat_vs_collectd']}x | {r.get('batches_acked', '')} | {r.get('heartbeats_sent', '')} |")
+                  f"| {r['cpu_vs_collectd']}x / {r['cpu_schedstat_vs_collectd']}x | {r.get('cpu_schedstat_vs_node_exporter')}x "
+                  f"| {r['rss_vs_collectd']}x / {r.get('rss_vs_node_exporter')}x | {r.get('batches_acked', '')} | {r.get('heartbeats_sent', '')} |")
     finally:
+        stop_scrape.set()
         for name, p in reversed(procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -226,6 +265,14 @@ LoadPlugin network
             print("kept", work)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _get(url):
+    try:
+        urllib.request.urlopen(url, timeout=5).read()
+        return True
+    except Exception:
+        return False
 
 
 def _up(addr):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make bench: the Go benchmarks and the agent footprint side by side with
-collectd, in one bounded run. Writes bench/results.json and bench/results.md.
+collectd and node_exporter, in one bounded run. Writes bench/results.json and bench/results.md.
 Not part of CI (it takes several minutes and measures the machine it runs on).
 
 Environment: BENCH_PKGS (default ./...), BENCHTIME (default 1s), BENCH_TIMEOUT (go test -timeout, default
@@ -53,6 +53,24 @@ def footprint():
         return json.load(f)
 
 
+def buffer_vs_bbolt(rows):
+    """Our queue as a ratio of raw bbolt with the same batches, same run:
+    group-commit appends vs db.Batch sized to the writers, drain vs 64 deletes
+    per transaction."""
+    by = {(b["package"].rsplit("/", 1)[-1], b["name"]): b["values"] for b in rows}
+    out = []
+    pairs = [(f"append, {w} writers", f"BenchmarkAppend/writers={w}", f"BenchmarkBoltBatchAppend/writers={w}", "db.Batch, MaxBatchSize = writers")
+             for w in (1, 8, 64)]
+    pairs.append(("drain (read + ack 64 a time)", "BenchmarkDrain", "BenchmarkBoltDrain", "64 deletes per transaction"))
+    for what, ours, raw, anchor in pairs:
+        o, r = by.get(("buffer", ours)), by.get(("buffer", raw))
+        if not o or not r or not r.get("metrics/s"):
+            continue
+        out.append({"what": what, "anchor": anchor, "ours_metrics_per_s": o["metrics/s"], "bbolt_metrics_per_s": r["metrics/s"],
+                    "ratio": round(o["metrics/s"] / r["metrics/s"], 2)})
+    return out
+
+
 def machine():
     model = ""
     try:
@@ -75,6 +93,7 @@ def main():
     res["footprint"] = footprint()
     res["go_benchmarks"], rc = go_benchmarks()
     res["go_test_exit"] = rc
+    res["buffer_vs_bbolt"] = buffer_vs_bbolt(res["go_benchmarks"])
     res["seconds"] = round(time.time() - started)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(res, f, indent=2)
@@ -83,10 +102,20 @@ def main():
           f"{res['machine']['loadavg'][0]:.1f}, {res['seconds']} s.", ""]
     fp = res["footprint"]
     if fp and "processes" in fp:
-        md += [f"Agent footprint, {fp['seconds']:.0f} s side by side (default config, delivering to a relay in front of dev Kafka):", "",
-               "| process | RSS median (MB) | CPU (% of one core) | CPU vs collectd |", "|---|---:|---:|---:|"]
+        md += [f"Agent footprint, {fp['seconds']:.0f} s side by side (default config, delivering to a relay in front of dev Kafka; "
+               "node_exporter scraped every 10 s):", "",
+               "| process | RSS median (MB) | RSS vs collectd | RSS vs node_exporter | CPU (% of one core) | CPU vs collectd | CPU vs node_exporter |",
+               "|---|---:|---:|---:|---:|---:|---:|"]
+        x = lambda v: "" if v is None else f"{v}x"
         for n, r in fp["processes"].items():
-            md.append(f"| {n} | {r['rss_median_mb']} | {r['cpu_pct_schedstat']} | {r['cpu_schedstat_vs_collectd']}x |")
+            md.append(f"| {n} | {r['rss_median_mb']} | {x(r.get('rss_vs_collectd'))} | {x(r.get('rss_vs_node_exporter'))} "
+                      f"| {r['cpu_pct_schedstat']} | {x(r.get('cpu_schedstat_vs_collectd'))} | {x(r.get('cpu_schedstat_vs_node_exporter'))} |")
+        md.append("")
+    if res["buffer_vs_bbolt"]:
+        md += ["Buffer vs raw bbolt (same 100-metric batches, same options, fsync on):", "",
+               "| operation | falconet buffer (metrics/s) | raw bbolt (metrics/s) | anchor | ratio |", "|---|---:|---:|---|---:|"]
+        for r in res["buffer_vs_bbolt"]:
+            md.append(f"| {r['what']} | {r['ours_metrics_per_s']:,.0f} | {r['bbolt_metrics_per_s']:,.0f} | {r['anchor']} | {r['ratio']}x |")
         md.append("")
     md += ["| benchmark | ns/op | other |", "|---|---:|---|"]
     for b in res["go_benchmarks"]:
