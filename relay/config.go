@@ -42,6 +42,9 @@ type ListenConfig struct {
 	Protocol string `toml:"protocol"`
 	Legacy   string `toml:"legacy"`
 	HTTP     string `toml:"http"`
+	// Pprof serves Go's profiler at /debug/pprof/ on the HTTP port (off by
+	// default), as the agent's [http] pprof does.
+	Pprof bool `toml:"pprof"`
 }
 
 // KafkaConfig configures the producer.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -121,6 +123,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Server, er
 			return nil, fmt.Errorf("relay.listen.http: %w", err)
 		}
 		s.registerOpenFalconRoutes()
+		if cfg.Listen.Pprof {
+			s.http.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+			s.http.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+			s.http.Handle("GET /debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+			s.http.Handle("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+		}
 	}
 	return s, nil
 }

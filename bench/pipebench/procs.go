@@ -213,7 +213,7 @@ type relayProc struct {
 func startRelay(b bins, dir, broker, extraKafka string) (*relayProc, error) {
 	r := &relayProc{addr: freeAddr(), http: freeAddr()}
 	conf := filepath.Join(dir, fmt.Sprintf("relay-%d.toml", time.Now().UnixNano()))
-	text := fmt.Sprintf("[listen]\nprotocol = %q\nlegacy = \"\"\nhttp = %q\n[kafka]\nbrokers = [%q]\n%s\n[discovery]\nbind = \"\"\n",
+	text := fmt.Sprintf("[listen]\nprotocol = %q\nlegacy = \"\"\nhttp = %q\npprof = true\n[kafka]\nbrokers = [%q]\n%s\n[discovery]\nbind = \"\"\n",
 		r.addr, r.http, broker, extraKafka)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err

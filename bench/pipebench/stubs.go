@@ -6,6 +6,4 @@ type recovery struct{}
 
 func startRecovery(b bins, dir string, outage time.Duration) (*recovery, error) { return nil, nil }
 func (r *recovery) finish() (any, []figure, error)                              { return nil, nil, nil }
-func saverPhase(root string, b bins, dir string) (any, []figure, error)         { return nil, nil, nil }
-func latencyPhase(b bins, dir string) (any, []figure, error)                    { return nil, nil, nil }
 func scalingPhase(b bins, dir, out string) (any, []figure, error)               { return nil, nil, nil }
