@@ -134,6 +134,7 @@ type Node struct {
 	// the view is copied there.
 	viewMu sync.Mutex
 	view   map[string]Member
+	relays map[string]Member // the relays of view (other than this one): agents read these every second
 	addr   string
 
 	ctx    context.Context
@@ -179,7 +180,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, err
 	}
 	n := &Node{cfg: cfg, log: logger.With("component", "discovery"), rtt: newRTTTable(),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}),
-		want: cfg.Meta, published: cfg.Meta, metaBytes: mb, view: map[string]Member{}}
+		want: cfg.Meta, published: cfg.Meta, metaBytes: mb, view: map[string]Member{}, relays: map[string]Member{}}
 	n.m = newNodeMetrics(n)
 
 	mc := memberlist.DefaultLANConfig()
@@ -399,14 +400,32 @@ func (n *Node) Members() []Member {
 	return out
 }
 
-// Relays lists the live relay members other than this one.
+// NumMembers is the number of live members, this one included, without
+// copying the list (len(Members()) copies every member).
+func (n *Node) NumMembers() int {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
+	return len(n.view)
+}
+
+// Member returns the live member called name.
+func (n *Node) Member(name string) (Member, bool) {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
+	m, ok := n.view[name]
+	return m, ok
+}
+
+// Relays lists the live relay members other than this one, sorted by name.
+// Its cost grows with the number of relays, not with the pool's size.
 func (n *Node) Relays() []Member {
+	n.viewMu.Lock()
 	var out []Member
-	for _, m := range n.Members() {
-		if m.Meta.Role == RoleRelay && !m.Local {
-			out = append(out, m)
-		}
+	for _, m := range n.relays {
+		out = append(out, m)
 	}
+	n.viewMu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -489,6 +508,11 @@ func (n *Node) track(nd *memberlist.Node) bool {
 	n.viewMu.Lock()
 	old, had := n.view[nd.Name]
 	n.view[nd.Name] = m
+	if m.Meta.Role == RoleRelay && !m.Local {
+		n.relays[nd.Name] = m
+	} else {
+		delete(n.relays, nd.Name)
+	}
 	n.viewMu.Unlock()
 	return m.Meta.Role == RoleRelay || (had && old.Meta.Role == RoleRelay)
 }
@@ -515,6 +539,7 @@ func (e *events) NotifyLeave(nd *memberlist.Node) {
 	n.viewMu.Lock()
 	old := n.view[nd.Name]
 	delete(n.view, nd.Name)
+	delete(n.relays, nd.Name)
 	n.viewMu.Unlock()
 	n.rtt.forget(nd.Name)
 	if m := DecodeMeta(nd.Meta); m.Role == RoleRelay || old.Meta.Role == RoleRelay {
@@ -537,7 +562,13 @@ type pings Node
 func (p *pings) AckPayload() []byte { return nil }
 func (p *pings) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, _ []byte) {
 	n := (*Node)(p)
-	if n.cfg.Role == RoleAgent && DecodeMeta(other.Meta).Role == RoleRelay {
+	if n.cfg.Role != RoleAgent {
+		return
+	}
+	n.viewMu.Lock()
+	_, relay := n.relays[other.Name]
+	n.viewMu.Unlock()
+	if relay {
 		n.rtt.add(other.Name, rtt)
 	}
 }
