@@ -121,10 +121,11 @@ func (f *feeder) close() {
 	f.wg.Wait()
 }
 
-// paced feeds batches at rate metrics/s for d, each batch's metrics built
-// by mk at the moment it is sent (ticks every 20 ms). It returns how many
+// paced feeds batches at rate metrics/s for d (ticks every 20 ms); mk
+// builds a batch of about n metrics at the moment it is sent and returns it
+// with its metric count, or nil when it has no more. It returns how many
 // metrics it handed over.
-func (f *feeder) paced(ctx context.Context, rate float64, d time.Duration, per int, mk func(n int) []byte) int {
+func (f *feeder) paced(ctx context.Context, rate float64, d time.Duration, per int, mk func(n int) ([]byte, int)) int {
 	start := time.Now()
 	sent := 0
 	t := time.NewTicker(20 * time.Millisecond)
@@ -136,9 +137,12 @@ func (f *feeder) paced(ctx context.Context, rate float64, d time.Duration, per i
 		}
 		due := int(rate * el.Seconds())
 		for due-sent >= per || (due > sent && el+20*time.Millisecond >= d) {
-			n := min(per, due-sent)
-			f.add(mk(n), n)
-			sent += n
+			p, k := mk(min(per, due-sent))
+			if p == nil {
+				return sent
+			}
+			f.add(p, k)
+			sent += k
 		}
 		select {
 		case <-t.C:

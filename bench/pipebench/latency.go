@@ -135,7 +135,7 @@ func latencyPhase(b bins, dir string) (any, []figure, error) {
 	k := 0
 	lastProbe := 0.0
 	logf("latency: %.0f metrics/s for %v, ES refresh_interval %s", rate, dur, refresh)
-	f.paced(ctx, rate, dur, per, func(n int) []byte {
+	f.paced(ctx, rate, dur, per, func(n int) ([]byte, int) {
 		now := time.Now()
 		ms := make([]metric.Metric, n)
 		for i := range ms {
@@ -155,7 +155,7 @@ func latencyPhase(b bins, dir string) (any, []figure, error) {
 		if err != nil {
 			panic(err)
 		}
-		return pl
+		return pl, n
 	})
 	_ = waitFor(60*time.Second, "every probe searchable", func() bool { return tr.oldestUnseen() < 0 })
 	cancel()
