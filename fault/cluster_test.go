@@ -177,6 +177,12 @@ type opts struct {
 	kafkaSync      bool
 	series         int     // per push (default loadSeries)
 	rate           float64 // pushes per second (default loadRate)
+	// span is how long the generators may run. Push seq is stamped
+	// start+seq, so a stream runs ahead of the clock by rate-1 seconds per
+	// second; start lies far enough back that the newest push is still in
+	// the past after span (the saver refuses metrics from the future).
+	// Default 6 minutes.
+	span time.Duration
 	// beforeAgents runs once the relays listen and before the agents start
 	// (to put a delaying proxy between them: set c.agentRelays).
 	beforeAgents func(c *cluster)
@@ -373,7 +379,16 @@ func (c *cluster) waitTCP(addr string, p *netns.Proc) {
 // pushing to the agent's loopback push API.
 func (c *cluster) startLoads() {
 	c.t.Helper()
-	start := time.Now().Add(-2 * time.Hour).Unix()
+	span := c.o.span
+	if span <= 0 {
+		span = 6 * time.Minute
+	}
+	rate := c.o.rate
+	if rate <= 0 {
+		rate = loadRate
+	}
+	back := max(2*time.Hour, time.Duration(rate*span.Seconds())*time.Second)
+	start := time.Now().Add(-back).Unix()
 	c.round++
 	for i, nd := range c.agentN {
 		logPath := filepath.Join(c.dir, fmt.Sprintf("load%d-r%d.log", i+1, c.round))

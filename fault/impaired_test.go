@@ -265,12 +265,6 @@ func TestLatencyAndChangingBandwidth(t *testing.T) {
 // then comes back at 256 kbit/s up (32 KB/s), unlimited down. Live-first
 // must keep the newest data fresh while the backlog drains in what is left.
 func TestSlowUplinkDrain(t *testing.T) {
-	c := newCluster(t, opts{agents: 1, series: 20, rate: 20})
-	c.startLoads()
-	c.waitWarm()
-	nd := c.agentN[0]
-	must(t, nd.LinkDown())
-	down := time.Now()
 	outage := 60 * time.Second
 	if v := os.Getenv("FALCONET_FAULT_SLOW_OUTAGE"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -279,6 +273,13 @@ func TestSlowUplinkDrain(t *testing.T) {
 		}
 		outage = d
 	}
+	// The generators run through warm-up, the outage and the drain window.
+	c := newCluster(t, opts{agents: 1, series: 20, rate: 20, span: 3*outage + 10*time.Minute})
+	c.startLoads()
+	c.waitWarm()
+	nd := c.agentN[0]
+	must(t, nd.LinkDown())
+	down := time.Now()
 	netns.Hold(outage) // the outage that builds the backlog
 	must(t, nd.SetRate(256, 0))
 	before := c.senderCounters()
