@@ -5,7 +5,9 @@ Not part of CI (it takes several minutes and measures the machine it runs on).
 
 Environment: BENCH_PKGS (default ./...), BENCHTIME (default 1s), BENCH_TIMEOUT (go test -timeout, default
 15m), FOOTPRINT_SECONDS (default 120; 0 skips it), FOOTPRINT_BASE (a git
-revision whose agent also runs in the footprint comparison).
+revision whose agent also runs in the footprint comparison), PIPEBENCH (0 skips the pipeline run),
+PIPEBENCH_OUTAGE (default 10m; the pipeline's other phases run during the outage) and the other
+PIPEBENCH_* knobs of bench/pipebench.
 """
 import json, os, platform, re, subprocess, sys, time
 
@@ -53,6 +55,24 @@ def footprint():
         return json.load(f)
 
 
+def pipeline():
+    """bench/pipebench: relay vs raw sarama, saver, latency, recovery after an
+    outage, scaling plots; writes bench/pipeline.json."""
+    if os.environ.get("PIPEBENCH", "1") == "0":
+        return None
+    cmd = ["go", "run", "./bench/pipebench"]
+    print("+", " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, cwd=ROOT).returncode
+    try:
+        with open(os.path.join(OUT, "pipeline.json")) as f:
+            out = json.load(f)
+    except (OSError, ValueError):
+        return {"error": f"pipebench exited {rc} without bench/pipeline.json"}
+    if rc != 0:
+        out.setdefault("errors", []).append(f"pipebench exited {rc}")
+    return out
+
+
 def buffer_vs_bbolt(rows):
     """Our queue as a ratio of raw bbolt with the same batches, same run:
     group-commit appends vs db.Batch sized to the writers, drain vs 64 deletes
@@ -94,6 +114,7 @@ def main():
     res["go_benchmarks"], rc = go_benchmarks()
     res["go_test_exit"] = rc
     res["buffer_vs_bbolt"] = buffer_vs_bbolt(res["go_benchmarks"])
+    res["pipeline"] = pipeline()
     res["seconds"] = round(time.time() - started)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(res, f, indent=2)
@@ -117,6 +138,22 @@ def main():
         for r in res["buffer_vs_bbolt"]:
             md.append(f"| {r['what']} | {r['ours_metrics_per_s']:,.0f} | {r['bbolt_metrics_per_s']:,.0f} | {r['anchor']} | {r['ratio']}x |")
         md.append("")
+    pl = res.get("pipeline")
+    if pl and pl.get("figures"):
+        md += [f"Pipeline side by side (bench/pipebench, {pl.get('seconds', 0):.0f} s; real binaries, dev Kafka and dev-es as processes):", "",
+               "| figure | falconet | anchor | ratio | goal | met? |", "|---|---:|---|---:|---|---|"]
+        for f in pl["figures"]:
+            met = {True: "yes", False: "**no**"}.get(f.get("met"), "-")
+            anchor = f"{f.get('anchor', '')}: {f.get('anchor_value', 0):,.4g}" if f.get("anchor") else ""
+            md.append(f"| {f['name']} | {f['value']:,.4g} {f['unit']} | {anchor} | {f.get('ratio', 0):.3g} | {f.get('goal', '')} | {met} |")
+        md.append("")
+        md += [f"Notes: {f['name']}: {f['note']}" for f in pl["figures"] if f.get("note")] + [""]
+        if pl.get("scaling", {}) and pl["scaling"].get("plots"):
+            md += [f"![{p}]({os.path.basename(p)})" for p in pl["scaling"]["plots"]] + [""]
+        if pl.get("errors"):
+            md += ["Pipeline errors: " + "; ".join(pl["errors"]), ""]
+    elif pl:
+        md += [f"Pipeline run failed: {pl.get('error') or pl.get('errors')}", ""]
     md += ["| benchmark | ns/op | other |", "|---|---:|---|"]
     for b in res["go_benchmarks"]:
         v = dict(b["values"])
