@@ -128,13 +128,17 @@ def main():
 
     try:
         bindir = os.path.join(work, "bin")
-        subprocess.check_call(["go", "build", "-o", bindir + "/", "./cmd/falconet", "./cmd/falconet-agent", "./cmd/falconet-relay"], cwd=root)
+        # built as the packages ship them (.goreleaser.yaml): static, no cgo. A cgo build links
+        # libc dynamically, which alone adds about 1.3 MB of file-backed and 1.5 MB of anonymous RSS.
+        genv = dict(os.environ, CGO_ENABLED="0")
+        gflags = ["-trimpath", "-ldflags", "-s -w"]
+        subprocess.check_call(["go", "build"] + gflags + ["-o", bindir + "/", "./cmd/falconet", "./cmd/falconet-agent", "./cmd/falconet-relay"], cwd=root, env=genv)
         agents = [("falconet-agent", os.path.join(bindir, "falconet-agent"))]
         if a.base:
             src = os.path.join(work, "base-src")
             os.makedirs(src)
             subprocess.check_call(f"git archive {a.base} | tar -x -C {src}", shell=True, cwd=root)
-            subprocess.check_call(["go", "build", "-o", os.path.join(work, "base-agent"), "./cmd/falconet-agent"], cwd=src)
+            subprocess.check_call(["go", "build"] + gflags + ["-o", os.path.join(work, "base-agent"), "./cmd/falconet-agent"], cwd=src, env=genv)
             agents.append((f"falconet-agent@{a.base}", os.path.join(work, "base-agent")))
 
         pb = a.port_base

@@ -21,6 +21,7 @@ import (
 	"github.com/falconet/falconet/buffer"
 	"github.com/falconet/falconet/internal/cli"
 	"github.com/falconet/falconet/internal/confkit"
+	"github.com/falconet/falconet/internal/memtrim"
 	"github.com/falconet/falconet/internal/obs"
 	"github.com/falconet/falconet/internal/version"
 	"github.com/falconet/falconet/update"
@@ -182,6 +183,18 @@ func (m *Main) runTest(ctx context.Context, cfg agent.Config, logger *slog.Logge
 // buffer and are sent again after the restart).
 const ackGrace = 2 * time.Second
 
+// The agent's memory defaults (see memtrim). gcPercent: its live heap is
+// well under 1 MB, so Go's default (100, with a 4 MB minimum heap goal) lets
+// it grow to several times that between collections; 25 keeps the goal near
+// the live heap for a collection every few seconds of a small heap (GOGC in
+// the environment overrides it). releaseAfter: once start-up is over (the
+// first collection rounds, the first relay connection), the binary's pages
+// touched only then are released.
+const (
+	gcPercent    = 25
+	releaseAfter = 30 * time.Second
+)
+
 // runDaemon runs the pipeline until ctx ends:
 //
 //	collectors, push API -> BufferSink -> buffer.Queue (disk) -> sender -> relays
@@ -194,6 +207,7 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	if err != nil {
 		return err
 	}
+	memtrim.SetGCPercentDefault(gcPercent)
 	reg := obs.NewRegistry()
 	metrics := agent.NewMetrics(reg)
 
@@ -294,6 +308,7 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return a.Run(gctx) })
+	g.Go(func() error { return memtrim.ReleaseAfter(gctx, releaseAfter, logger) })
 	if chooser != nil {
 		g.Go(func() error { return chooser.Run(gctx) })
 	}
