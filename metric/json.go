@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,43 +25,8 @@ func (m Metric) MarshalJSON() ([]byte, error) {
 
 // AppendJSON appends the canonical JSON form of m to b.
 func (m *Metric) AppendJSON(b []byte) ([]byte, error) {
-	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
-		return b, fmt.Errorf("%w: %s: value %v is not a finite number", ErrInvalid, m.Name, m.Value)
-	}
-	if m.Type > Derive {
-		return b, fmt.Errorf("%w: %s: type %d", ErrInvalid, m.Name, m.Type)
-	}
-	b = append(b, `{"endpoint":`...)
-	b = appendJSONString(b, m.Endpoint)
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, m.Name)
-	b = append(b, `,"value":`...)
-	b = appendJSONFloat(b, m.Value)
-	b = append(b, `,"timestamp":`...)
-	b = strconv.AppendInt(b, m.Timestamp, 10)
-	b = append(b, `,"step":`...)
-	b = strconv.AppendInt(b, m.Step, 10)
-	b = append(b, `,"type":"`...)
-	b = append(b, m.Type.String()...)
-	b = append(b, '"')
-	if len(m.Tags) > 0 {
-		b = append(b, `,"tags":{`...)
-		keys := make([]string, 0, len(m.Tags))
-		for k := range m.Tags {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, m.Tags[k])
-		}
-		b = append(b, '}')
-	}
-	return append(b, '}'), nil
+	var buf [8]Tag
+	return appendJSON(b, m.Endpoint, m.Name, m.Value, m.Timestamp, m.Step, m.Type, sortedTags(m.Tags, buf[:0]))
 }
 
 // appendJSONFloat writes f as encoding/json does (shortest repr, exponent

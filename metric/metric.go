@@ -100,37 +100,54 @@ var ErrInvalid = errors.New("metric: invalid")
 // ',', a tag key none of '/', ',', '='; a tag value no ','. No field holds
 // control characters, and only tag values may hold spaces.
 func (m *Metric) Validate() error {
-	if err := checkField("endpoint", m.Endpoint, MaxEndpointLen, "/,= "); err != nil {
-		return err
-	}
-	if err := checkField("name", m.Name, MaxNameLen, ",= "); err != nil {
-		return err
-	}
-	if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
-		return fmt.Errorf("%w: %s: value %v is not a finite number", ErrInvalid, m.Name, m.Value)
-	}
-	if m.Timestamp < MinTimestamp || m.Timestamp >= MaxTimestamp {
-		return fmt.Errorf("%w: %s: timestamp %d outside [%d, %d) (seconds since 1970; milliseconds must be marked)",
-			ErrInvalid, m.Name, m.Timestamp, MinTimestamp, MaxTimestamp)
-	}
-	if m.Step < 0 || m.Step > MaxStep {
-		return fmt.Errorf("%w: %s: step %d outside [0, %d]", ErrInvalid, m.Name, m.Step, MaxStep)
-	}
-	if m.Type > Derive {
-		return fmt.Errorf("%w: %s: type %d", ErrInvalid, m.Name, m.Type)
-	}
 	if len(m.Tags) > MaxTags {
+		// checked before the tags are copied; the other fields first, as before
+		if err := validate(m.Endpoint, m.Name, m.Value, m.Timestamp, m.Step, m.Type, nil); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: %s: %d tags, at most %d", ErrInvalid, m.Name, len(m.Tags), MaxTags)
 	}
-	for k, v := range m.Tags {
+	var buf [MaxTags]Tag
+	return validate(m.Endpoint, m.Name, m.Value, m.Timestamp, m.Step, m.Type, sortedTags(m.Tags, buf[:0]))
+}
+
+func validate(endpoint, name string, value float64, ts, step int64, typ Type, tags []Tag) error {
+	if err := checkField("endpoint", endpoint, MaxEndpointLen, "/,= "); err != nil {
+		return err
+	}
+	if err := checkField("name", name, MaxNameLen, ",= "); err != nil {
+		return err
+	}
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		return fmt.Errorf("%w: %s: value %v is not a finite number", ErrInvalid, name, value)
+	}
+	if ts < MinTimestamp || ts >= MaxTimestamp {
+		return fmt.Errorf("%w: %s: timestamp %d outside [%d, %d) (seconds since 1970; milliseconds must be marked)",
+			ErrInvalid, name, ts, MinTimestamp, MaxTimestamp)
+	}
+	if step < 0 || step > MaxStep {
+		return fmt.Errorf("%w: %s: step %d outside [0, %d]", ErrInvalid, name, step, MaxStep)
+	}
+	if typ > Derive {
+		return fmt.Errorf("%w: %s: type %d", ErrInvalid, name, typ)
+	}
+	if len(tags) > MaxTags {
+		return fmt.Errorf("%w: %s: %d tags, at most %d", ErrInvalid, name, len(tags), MaxTags)
+	}
+	for _, t := range tags {
+		k, v := t.Key, t.Value
 		if err := checkField("tag key", k, MaxTagKeyLen, "/,= "); err != nil {
-			return fmt.Errorf("%s: %w", m.Name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if len(v) > MaxTagValueLen {
-			return fmt.Errorf("%w: %s: tag %s: value is %d bytes, at most %d", ErrInvalid, m.Name, k, len(v), MaxTagValueLen)
+			return fmt.Errorf("%w: %s: tag %s: value is %d bytes, at most %d", ErrInvalid, name, k, len(v), MaxTagValueLen)
 		}
-		if i := strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ',' }); i >= 0 {
-			return fmt.Errorf("%w: %s: tag %s: value %q has a forbidden character at byte %d", ErrInvalid, m.Name, k, v, i)
+		for i := 0; i < len(v); i++ {
+			// ',' and control characters are ASCII; a multi-byte UTF-8
+			// sequence never holds a byte below 0x80
+			if c := v[i]; c < 0x20 || c == 0x7f || c == ',' {
+				return fmt.Errorf("%w: %s: tag %s: value %q has a forbidden character at byte %d", ErrInvalid, name, k, v, i)
+			}
 		}
 	}
 	return nil
@@ -143,6 +160,19 @@ func checkField(what, s string, maxLen int, forbidden string) error {
 	if len(s) > maxLen {
 		return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalid, what, len(s), maxLen)
 	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return checkFieldRunes(what, s, forbidden) // non-ASCII: the rune rules (U+FFFD)
+		}
+		if c < 0x20 || c == 0x7f || strings.IndexByte(forbidden, c) >= 0 {
+			return fmt.Errorf("%w: %s %q has a forbidden character %q at byte %d", ErrInvalid, what, s, rune(c), i)
+		}
+	}
+	return nil
+}
+
+func checkFieldRunes(what, s string, forbidden string) error {
 	for i, r := range s {
 		if r < 0x20 || r == 0x7f || r == '\uFFFD' || strings.ContainsRune(forbidden, r) {
 			return fmt.Errorf("%w: %s %q has a forbidden character %q at byte %d", ErrInvalid, what, s, r, i)
@@ -160,30 +190,8 @@ func (m *Metric) SeriesKey() string {
 
 // AppendSeriesKey appends the series key to b and returns the extended slice.
 func (m *Metric) AppendSeriesKey(b []byte) []byte {
-	b = append(b, m.Endpoint...)
-	b = append(b, '/')
-	b = append(b, m.Name...)
-	b = append(b, '/')
-	switch len(m.Tags) {
-	case 0:
-	case 1:
-		for k, v := range m.Tags {
-			b = append(append(append(b, k...), '='), v...)
-		}
-	default:
-		keys := make([]string, 0, len(m.Tags))
-		for k := range m.Tags {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(append(append(b, k...), '='), m.Tags[k]...)
-		}
-	}
-	return b
+	var buf [8]Tag
+	return appendSeriesKey(b, m.Endpoint, m.Name, sortedTags(m.Tags, buf[:0]))
 }
 
 // DocID is the metric's document id: the first 16 bytes of

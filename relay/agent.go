@@ -44,7 +44,7 @@ type agentConn struct {
 	closed   bool
 	notify   chan struct{}
 	inflight atomic.Int64 // batches read and not yet answered
-	decoded  []metric.Metric
+	reader   metric.BatchReader
 }
 
 func (s *Server) serveAgent(nc net.Conn) {
@@ -275,43 +275,26 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 	}
 	b := m.(*wire.Batch)
 	ac.inflight.Add(1)
-	ms, err := metric.DecodeBatch(ac.decoded[:0], b.Payload)
+	msgs, size, total, firstBad, err := s.buildFromBatch(&ac.reader, b.Payload)
 	if err != nil {
 		release()
 		s.rl.log(s.log, "corrupt:"+hostOf(ac.peer), slog.LevelWarn, "agent sent a corrupt batch", "peer", ac.peer, "agent", ac.agentID, "batch", b.Seq, "err", err)
 		ac.answer(wire.AckResult{Seq: b.Seq, Status: wire.StatusInvalid, Reason: err.Error()})
 		return nil
 	}
-	valid := ms[:0]
-	var firstBad error
-	for i := range ms {
-		if err := ms[i].Validate(); err != nil {
-			if firstBad == nil {
-				firstBad = err
-			}
-			continue
-		}
-		valid = append(valid, ms[i])
-	}
-	if bad := len(ms) - len(valid); bad > 0 {
+	if bad := total - len(msgs); bad > 0 {
 		s.m.invalidMetrics.WithLabelValues("protocol").Add(float64(bad))
 		s.rl.log(s.log, "invalid:"+hostOf(ac.peer), slog.LevelWarn, "dropping invalid metrics from agent", "peer", ac.peer, "agent", ac.agentID,
-			"batch", b.Seq, "invalid", bad, "of", len(ms), "first", firstBad)
+			"batch", b.Seq, "invalid", bad, "of", total, "first", firstBad)
 	}
-	if len(valid) == 0 {
+	if len(msgs) == 0 {
 		release()
 		reason := "empty batch"
 		if firstBad != nil {
-			reason = fmt.Sprintf("all %d metrics invalid: %v", len(ms), firstBad)
+			reason = fmt.Sprintf("all %d metrics invalid: %v", total, firstBad)
 		}
 		ac.answer(wire.AckResult{Seq: b.Seq, Status: wire.StatusInvalid, Reason: reason})
 		return nil
-	}
-	msgs, size := s.buildMessages(valid)
-	ac.decoded = ms[:0]
-	clear(ac.decoded[:cap(ac.decoded)]) // drop references to tag maps
-	if cap(ac.decoded) > 8192 {
-		ac.decoded = nil
 	}
 	// Swap the estimate for the real size. Nothing is held while waiting
 	// for the global budget except this connection's own, so connections
@@ -326,7 +309,7 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 		ac.budget.release(connN)
 		return err
 	}
-	s.m.metricsIn.WithLabelValues("protocol").Add(float64(len(valid)))
+	s.m.metricsIn.WithLabelValues("protocol").Add(float64(len(msgs)))
 	p := &pending{srv: s, ac: ac, seq: b.Seq, release: release, start: time.Now()}
 	p.remaining.Store(int64(len(msgs)))
 	for i := range msgs {
@@ -342,6 +325,51 @@ func (ac *agentConn) handleBatch(r *wire.Reader, h wire.Header) error {
 		p.abandon(len(msgs)-sent, err)
 	}
 	return nil
+}
+
+// buildFromBatch turns an agent's encoded batch into records (key =
+// series key, value = canonical JSON) without building a Metric and tag map
+// per metric, skipping invalid metrics. It returns the records, the bytes
+// they hold, how many metrics the batch had and the first validation error;
+// err is set, and nothing is to be sent, when the batch is corrupt.
+func (s *Server) buildFromBatch(r *metric.BatchReader, payload []byte) (msgs []sarama.ProducerMessage, size int64, total int, firstBad, err error) {
+	if err := r.Reset(payload); err != nil {
+		return nil, 0, 0, nil, err
+	}
+	n := r.Len()
+	chunk := min(max(n*320, 4<<10), 64<<10)
+	msgs = make([]sarama.ProducerMessage, 0, n)
+	size = int64(n) * msgOverhead
+	var buf []byte
+	for r.Next() {
+		rec := r.Record()
+		total++
+		if err := rec.Validate(); err != nil {
+			if firstBad == nil {
+				firstBad = err
+			}
+			continue
+		}
+		if cap(buf)-len(buf) < 2048 {
+			buf = make([]byte, 0, chunk)
+			size += int64(chunk)
+		}
+		start := len(buf)
+		buf = rec.AppendSeriesKey(buf)
+		keyEnd := len(buf)
+		buf, _ = rec.AppendJSON(buf) // a valid metric always encodes
+		if c := cap(buf); c > chunk {
+			size += int64(c) // a huge metric grew the chunk
+		}
+		// Slices taken after the appends stay valid even if a later append
+		// moves buf: the old array is never written again.
+		msgs = append(msgs, sarama.ProducerMessage{Topic: s.cfg.Kafka.Topic,
+			Key: sarama.ByteEncoder(buf[start:keyEnd:keyEnd]), Value: sarama.ByteEncoder(buf[keyEnd:len(buf):len(buf)])})
+	}
+	if err := r.Err(); err != nil {
+		return nil, 0, total, firstBad, err
+	}
+	return msgs, size, total, firstBad, nil
 }
 
 // buildMessages turns metrics into records: key = series key, value =
