@@ -98,8 +98,14 @@ func newProducer(srv *Server) (*producer, error) {
 
 func (pr *producer) successes() {
 	defer pr.wg.Done()
+	var n int
 	for msg := range pr.p.Successes() {
-		pr.lastOK.Store(time.Now().UnixNano())
+		// The clock is read once per 64 records, and on the first success
+		// after a failure: health only compares it with the last error's time.
+		if n&63 == 0 || pr.lastErr.Load() >= pr.lastOK.Load() {
+			pr.lastOK.Store(time.Now().UnixNano())
+		}
+		n++
 		pr.srv.m.produced.Inc()
 		if b, ok := msg.Metadata.(*pending); ok {
 			b.recordDone(nil)
@@ -134,6 +140,13 @@ func (pr *producer) send(msgs []sarama.ProducerMessage, stop <-chan struct{}) (i
 	}
 	in := pr.p.Input()
 	for i := range msgs {
+		// A non-blocking send first: it costs far less than a two-way
+		// select, and sarama's input buffer is rarely full.
+		select {
+		case in <- &msgs[i]:
+			continue
+		default:
+		}
 		select {
 		case in <- &msgs[i]:
 		case <-stop:

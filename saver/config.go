@@ -40,6 +40,8 @@ type LogConfig struct {
 // HTTPConfig is the /metrics and /healthz endpoint.
 type HTTPConfig struct {
 	Listen string `toml:"listen"`
+	// Pprof serves Go's profiler at /debug/pprof/ (off by default).
+	Pprof bool `toml:"pprof"`
 }
 
 // KafkaConfig is the consumer group and the dead-letter producer.

@@ -241,7 +241,7 @@ type saverProc struct {
 func startSaver(b bins, dir, broker, esURL, extraES string) (*saverProc, error) {
 	s := &saverProc{http: freeAddr()}
 	conf := filepath.Join(dir, fmt.Sprintf("saver-%d.toml", time.Now().UnixNano()))
-	text := fmt.Sprintf("[http]\nlisten = %q\n[kafka]\nbrokers = [%q]\ngroup = %q\n[elasticsearch]\nurls = [%q]\nreplicas = 0\n%s\n",
+	text := fmt.Sprintf("[http]\nlisten = %q\npprof = true\n[kafka]\nbrokers = [%q]\ngroup = %q\n[elasticsearch]\nurls = [%q]\nreplicas = 0\n%s\n",
 		s.http, broker, fmt.Sprintf("bench-%d", time.Now().UnixNano()), esURL, extraES)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
@@ -263,6 +263,21 @@ func startSaver(b bins, dir, broker, esURL, extraES string) (*saverProc, error) 
 		return nil, fmt.Errorf("saver did not start (%v): %s", err, p.logs.String())
 	}
 	return s, nil
+}
+
+// profile saves a CPU profile of secs seconds from a daemon's
+// /debug/pprof (in the background).
+func profile(httpAddr, path string, secs int) {
+	go func() {
+		res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", httpAddr, secs))
+		if err != nil {
+			logf("profile: %v", err)
+			return
+		}
+		defer res.Body.Close()
+		prof, _ := io.ReadAll(res.Body)
+		_ = os.WriteFile(path, prof, 0o644)
+	}()
 }
 
 // promValue reads one sample (sum over labels) from a /metrics page.

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -91,17 +89,7 @@ func runRelay(b bins, dir, broker string, g gen, n int) (relayRun, error) {
 		return relayRun{}, err
 	}
 	if path := os.Getenv("PIPEBENCH_PROFILE"); path != "" {
-		// A CPU profile of the relay for the first seconds of the run.
-		go func() {
-			res, err := http.Get("http://" + r.http + "/debug/pprof/profile?seconds=3")
-			if err != nil {
-				logf("profile: %v", err)
-				return
-			}
-			defer res.Body.Close()
-			prof, _ := io.ReadAll(res.Body)
-			_ = os.WriteFile(path, prof, 0o644)
-		}()
+		profile(r.http, path, 3) // the relay, for the first seconds of the run
 	}
 	cpu0, start := r.cpu(), time.Now()
 	for i, p := range payloads {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -207,6 +208,9 @@ func saverPhase(root string, b bins, dir string) (any, []figure, error) {
 	}
 	defer f.close()
 	payloads := g.payloads(n, 1000)
+	if path := os.Getenv("PIPEBENCH_PROFILE_SAVER"); path != "" {
+		profile(p.saver.http, path, 5)
+	}
 	rc0, sc0, start := p.relay.cpu(), p.saver.cpu(), time.Now()
 	for i, pl := range payloads {
 		f.add(pl, min(1000, n-i*1000))

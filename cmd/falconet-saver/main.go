@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -91,6 +93,12 @@ func (m *Main) Run(ctx context.Context) error {
 		srv, err = obs.Listen(cfg.HTTP.Listen, reg, s.Health, logger)
 		if err != nil {
 			return exitCode{1, err}
+		}
+		if cfg.HTTP.Pprof {
+			srv.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+			srv.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+			srv.Handle("GET /debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+			srv.Handle("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
 		}
 		m.mu.Lock()
 		m.httpURL = "http://" + srv.Addr()
