@@ -50,7 +50,9 @@ func decodeRecord(value []byte, now time.Time, futureSkew time.Duration, retenti
 		return m, ReasonFuture, fmt.Errorf("%w: %s is %s ahead of the saver's clock (future_skew %s)", errFuture,
 			m.Time().Format(time.RFC3339), m.Time().Sub(now).Round(time.Second), futureSkew)
 	}
-	if retentionDays > 0 && m.Day() < retentionCutoff(now, retentionDays) {
+	// Compared as seconds: the same as comparing UTC day names, without
+	// formatting two dates per record (a twentieth of the saver's CPU).
+	if retentionDays > 0 && m.Timestamp < retentionCutoffUnix(now, retentionDays) {
 		return m, ReasonExpired, fmt.Errorf("saver: day %s is older than retention_days %d", m.Day(), retentionDays)
 	}
 	return m, "", nil
@@ -118,4 +120,12 @@ func appendJSONString(b, s []byte) []byte {
 // of retention at now: today minus retentionDays, UTC.
 func retentionCutoff(now time.Time, retentionDays int) string {
 	return now.UTC().AddDate(0, 0, -retentionDays).Format("2006.01.02")
+}
+
+// retentionCutoffUnix is the start (UTC midnight) of retentionCutoff's day,
+// in unix seconds: a metric is older than the cutoff day exactly when its
+// timestamp is before this.
+func retentionCutoffUnix(now time.Time, retentionDays int) int64 {
+	y, mo, d := now.UTC().AddDate(0, 0, -retentionDays).Date()
+	return time.Date(y, mo, d, 0, 0, 0, 0, time.UTC).Unix()
 }

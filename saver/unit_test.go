@@ -412,3 +412,18 @@ func TestRollupSchedulerLeader(t *testing.T) {
 		t.Fatalf("leader due = %v, want %v", got, want)
 	}
 }
+
+func TestRetentionCutoffUnixMatchesDayNames(t *testing.T) {
+	for _, now := range []time.Time{time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(2024, 3, 1, 12, 0, 0, 0, time.FixedZone("x", 5*3600))} {
+		for _, days := range []int{1, 7, 30, 400} {
+			cut := retentionCutoffUnix(now, days)
+			for _, ts := range []int64{cut - 86400, cut - 1, cut, cut + 1, cut + 86399, cut + 86400} {
+				m := metric.Metric{Timestamp: ts}
+				if got, want := ts < cut, m.Day() < retentionCutoff(now, days); got != want {
+					t.Errorf("now %v, %d days, ts %d (%s): older by seconds %v, by day names %v", now, days, ts, m.Day(), got, want)
+				}
+			}
+		}
+	}
+}
