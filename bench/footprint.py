@@ -47,6 +47,49 @@ def rss_by_mapping(pid, top=4):
     return {k: round(v / 1024, 1) for k, v in sorted(by.items(), key=lambda kv: -kv[1])[:top]}
 
 
+def elf_sections(path):
+    """The allocated sections of a non-PIE ELF executable: [(name, addr, size)]."""
+    import struct
+    with open(path, "rb") as f:
+        h = f.read(64)
+        if h[:4] != b"\x7fELF" or h[4] != 2 or struct.unpack_from("<H", h, 16)[0] != 2:  # 64-bit ET_EXEC only
+            return []
+        shoff, = struct.unpack_from("<Q", h, 40)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", h, 58)
+        f.seek(shoff)
+        raw = f.read(shentsize * shnum)
+        hdrs = [struct.unpack_from("<IIQQQQIIQQ", raw, i * shentsize) for i in range(shnum)]
+        f.seek(hdrs[shstrndx][4])
+        names = f.read(hdrs[shstrndx][5])
+    out = []
+    for name_off, _typ, flags, addr, _off, size, *_ in hdrs:
+        if flags & 2 and addr and size:  # SHF_ALLOC
+            out.append((names[name_off:names.index(b"\0", name_off)].decode(), addr, size))
+    return out
+
+
+def binary_resident(pid):
+    """MB of each section of the process's executable that is resident (from
+    /proc/PID/pagemap's present bit), e.g. .text, .gopclntab, .rodata."""
+    import struct
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        secs = elf_sections(f"/proc/{pid}/exe")
+        out = {}
+        with open(f"/proc/{pid}/pagemap", "rb") as pm:
+            for name, addr, size in secs:
+                first, last = addr // 4096, (addr + size - 1) // 4096
+                pm.seek(first * 8)
+                data = pm.read((last - first + 1) * 8)
+                pages = sum(1 for i in range(len(data) // 8) if struct.unpack_from("<Q", data, i * 8)[0] >> 63)
+                if pages:
+                    key = name if name in (".text", ".gopclntab", ".rodata") else "other (data, tables)"
+                    out[key] = out.get(key, 0) + pages * 4096
+        return {k: round(v / 2**20, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+    except (OSError, ValueError, IndexError):
+        return {}
+
+
 def run_ns(pid):
     """On-CPU time of the live threads in ns (schedstat: finer than ticks)."""
     total = 0
@@ -67,7 +110,8 @@ def scrape(url):
         return {}
     out = {}
     for line in text.splitlines():
-        if line.startswith("falconet_agent_sender_") and not line.startswith("#"):
+        if (line.startswith("falconet_agent_sender_") or line.startswith("go_memstats_") or line.startswith("go_gc_duration_seconds_count")
+                or line.startswith("go_goroutines") or line.startswith("go_threads")) and not line.startswith("#"):
             k, v = line.rsplit(" ", 1)
             out[k] = float(v)
     return out
@@ -103,7 +147,7 @@ def wait(cond, secs, what):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=120)
-    ap.add_argument("--warmup", type=int, default=25)
+    ap.add_argument("--warmup", type=int, default=40, help="seconds after the first delivery before the window (the agent releases its start-up pages 30 s after start)")
     ap.add_argument("--out", default="bench")
     ap.add_argument("--base", default="", help="also run the agent built from this git revision")
     ap.add_argument("--port-base", type=int, default=19000)
@@ -193,9 +237,13 @@ LoadPlugin network
         urls = {name: f"http://127.0.0.1:{pb+10+i}/metrics" for i, (name, _) in enumerate(agents)}
         for name, u in urls.items():
             wait(lambda: scrape(u).get("falconet_agent_sender_batches_acked_total", 0) > 0, 90, f"{name} delivering")
+        # The agents' counters are read now and after the window, not at its start: serving
+        # /metrics maps code (HTTP, the exposition) the unscraped agent does not use, and
+        # nothing scrapes the agents during the window. The counters cover warm-up + window.
+        before = {n: scrape(u) for n, u in urls.items()}
+        tc0 = time.monotonic()
         time.sleep(a.warmup)
 
-        before = {n: scrape(u) for n, u in urls.items()}
         t0 = time.monotonic()
         c0 = {n: cpu_ticks(p) for n, p in pids.items()}
         s0 = {n: run_ns(p) for n, p in pids.items()}
@@ -208,12 +256,14 @@ LoadPlugin network
         el = time.monotonic() - t0
         c1 = {n: cpu_ticks(p) for n, p in pids.items()}
         maps = {n: rss_by_mapping(p) for n, p in pids.items()}
+        sections = {n: binary_resident(p) for n, p in pids.items() if n.startswith("falconet-agent")}
         s1 = {n: run_ns(p) for n, p in pids.items()}
         after = {n: scrape(u) for n, u in urls.items()}
+        res_counted = round(time.monotonic() - tc0, 1)
         load1 = os.getloadavg()
 
         res = {"seconds": round(el, 1), "cpus": os.cpu_count(), "loadavg_start": load0, "loadavg_end": load1,
-               "clk_tck": TICK, "processes": {}}
+               "clk_tck": TICK, "agent_counters_seconds": res_counted, "processes": {}}
         if nodeexp:
             res["node_exporter_scrapes"] = dict(scrapes)
         for n in pids:
@@ -234,7 +284,15 @@ LoadPlugin network
                     "batches_acked": d("falconet_agent_sender_batches_acked_total"),
                     "metrics_acked": d("falconet_agent_sender_metrics_acked_total"),
                     "heartbeats_sent": d("falconet_agent_sender_heartbeats_sent_total"),
+                    "gc_cycles": d("go_gc_duration_seconds_count"),
+                    # what Go says of its memory at the end (virtual sizes, not all resident)
+                    "go_mb": {k: round(after[n].get(f"go_memstats_{k}_bytes", 0) / 2**20, 2)
+                              for k in ("heap_inuse", "heap_alloc", "stack_inuse", "gc_sys", "other_sys")},
+                    "goroutines": after[n].get("go_goroutines"),
+                    "threads": after[n].get("go_threads"),
                 })
+            if n in sections:
+                res["processes"][n]["binary_resident_mb"] = sections[n]
         ratio = lambda x, y: round(x / y, 2) if y > 0 else None
         for peer in ("collectd", "node_exporter"):
             if peer not in res["processes"]:
