@@ -153,6 +153,17 @@ func validate(endpoint, name string, value float64, ts, step int64, typ Type, ta
 	return nil
 }
 
+// asciiForbidden[set][c] is true for the ASCII bytes a field may not hold:
+// control characters and the field's separators (0: "/,= ", 1: ",= ").
+var asciiForbidden = func() (t [2][128]bool) {
+	for i, set := range []string{"/,= ", ",= "} {
+		for c := range 128 {
+			t[i][c] = c < 0x20 || c == 0x7f || strings.IndexByte(set, byte(c)) >= 0
+		}
+	}
+	return t
+}()
+
 func checkField(what, s string, maxLen int, forbidden string) error {
 	if s == "" {
 		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
@@ -160,12 +171,20 @@ func checkField(what, s string, maxLen int, forbidden string) error {
 	if len(s) > maxLen {
 		return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalid, what, len(s), maxLen)
 	}
+	table := &asciiForbidden[0]
+	switch forbidden {
+	case "/,= ":
+	case ",= ":
+		table = &asciiForbidden[1]
+	default:
+		return checkFieldRunes(what, s, forbidden)
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 {
 			return checkFieldRunes(what, s, forbidden) // non-ASCII: the rune rules (U+FFFD)
 		}
-		if c < 0x20 || c == 0x7f || strings.IndexByte(forbidden, c) >= 0 {
+		if table[c] {
 			return fmt.Errorf("%w: %s %q has a forbidden character %q at byte %d", ErrInvalid, what, s, rune(c), i)
 		}
 	}
