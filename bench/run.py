@@ -142,10 +142,11 @@ def main():
     if pl and pl.get("figures"):
         md += [f"Pipeline side by side (bench/pipebench, {pl.get('seconds', 0):.0f} s; real binaries, dev Kafka and dev-es as processes):", "",
                "| figure | falconet | anchor | ratio | goal | met? |", "|---|---:|---|---:|---|---|"]
+        num = lambda v: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
         for f in pl["figures"]:
             met = {True: "yes", False: "**no**"}.get(f.get("met"), "-")
-            anchor = f"{f.get('anchor', '')}: {f.get('anchor_value', 0):,.4g}" if f.get("anchor") else ""
-            md.append(f"| {f['name']} | {f['value']:,.4g} {f['unit']} | {anchor} | {f.get('ratio', 0):.3g} | {f.get('goal', '')} | {met} |")
+            anchor = f"{f.get('anchor', '')}: {num(f.get('anchor_value', 0))}" if f.get("anchor") else ""
+            md.append(f"| {f['name']} | {num(f['value'])} {f['unit']} | {anchor} | {f.get('ratio', 0):.3g} | {f.get('goal', '')} | {met} |")
         md.append("")
         md += [f"Notes: {f['name']}: {f['note']}" for f in pl["figures"] if f.get("note")] + [""]
         if pl.get("scaling", {}) and pl["scaling"].get("plots"):
