@@ -25,11 +25,16 @@ func rawMain(args []string) error {
 	compression := fs.String("compression", "lz4", "compression")
 	linger := fs.Duration("linger", 10*time.Millisecond, "Producer.Flush.Frequency")
 	idem := fs.Bool("idempotent", true, "idempotent producer")
+	client := fs.String("client", "sarama", "sarama, or kgo (franz-go, a reference)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	keys, values := gen{series: *series, base: *base}.records(*n)
-	res, err := relaybench.RawProduce(context.Background(), relaybench.RawConfig{Brokers: []string{*brokers}, Topic: "falconet-metrics",
+	produce := relaybench.RawProduce
+	if *client == "kgo" {
+		produce = relaybench.KgoProduce
+	}
+	res, err := produce(context.Background(), relaybench.RawConfig{Brokers: []string{*brokers}, Topic: "falconet-metrics",
 		Compression: *compression, Idempotent: *idem, Linger: *linger}, keys, values, *n)
 	if err != nil {
 		return err
@@ -39,7 +44,8 @@ func rawMain(args []string) error {
 
 // relayRun is one measured run of the relay or the raw producer.
 type relayRun struct {
-	Kind       string  `json:"kind"` // relay or raw
+	Round      int     `json:"round"`
+	Kind       string  `json:"kind"` // relay, raw (sarama) or raw-kgo (franz-go, a reference)
 	Metrics    int     `json:"metrics"`
 	Seconds    float64 `json:"seconds"`
 	PerSecond  float64 `json:"metrics_per_s"`
@@ -48,10 +54,10 @@ type relayRun struct {
 	Errors     int     `json:"errors,omitempty"`
 }
 
-func runRaw(b bins, broker string, g gen, n int) (relayRun, error) {
+func runRaw(b bins, broker string, g gen, n int, client string) (relayRun, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(b.self, "raw", "-brokers", broker, "-n", strconv.Itoa(n), "-series", strconv.Itoa(g.series),
-		"-base", strconv.FormatInt(g.base, 10))
+		"-base", strconv.FormatInt(g.base, 10), "-client", client)
 	cmd.Stdout = &out
 	var errb safeBuf
 	cmd.Stderr = &errb
@@ -62,7 +68,11 @@ func runRaw(b bins, broker string, g gen, n int) (relayRun, error) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		return relayRun{}, fmt.Errorf("raw producer output %q: %w", out.String(), err)
 	}
-	return relayRun{Kind: "raw", Metrics: res.Records, Seconds: res.Elapsed.Seconds(), PerSecond: res.PerSecond(),
+	kind := "raw"
+	if client != "sarama" {
+		kind = "raw-" + client
+	}
+	return relayRun{Kind: kind, Metrics: res.Records, Seconds: res.Elapsed.Seconds(), PerSecond: res.PerSecond(),
 		CPUPer100k: res.CPUPer100k(), Errors: res.Errors}, nil
 }
 
@@ -113,21 +123,26 @@ func relayVsRaw(b bins, dir string, rounds, n int, logf func(string, ...any)) ([
 		if r%2 == 1 {
 			order = []string{"relay", "raw"}
 		}
+		order = append(order, "raw-kgo") // a reference, after the pair
 		for _, kind := range order {
 			k, addr, err := startDevKafka(b)
 			if err != nil {
 				return runs, err
 			}
 			var run relayRun
-			if kind == "raw" {
-				run, err = runRaw(b, addr, g, n)
-			} else {
+			switch kind {
+			case "raw":
+				run, err = runRaw(b, addr, g, n, "sarama")
+			case "raw-kgo":
+				run, err = runRaw(b, addr, g, n, "kgo")
+			default:
 				run, err = runRelay(b, dir, addr, g, n)
 			}
 			k.stop()
 			if err != nil {
 				return runs, err
 			}
+			run.Round = r + 1
 			logf("relay vs raw: round %d %s: %.0f metrics/s, %.0f CPU-ms/100k", r+1, kind, run.PerSecond, run.CPUPer100k)
 			runs = append(runs, run)
 		}
