@@ -261,7 +261,6 @@ func relayFigures(runs []relayRun) []figure {
 	return figs
 }
 
-func minOf(xs []float64) float64 { return xs[argMin(xs)] }
 func argMin(xs []float64) int {
 	j := 0
 	for i := range xs {

@@ -123,7 +123,6 @@ type recovery struct {
 	outage      time.Duration
 	cutAt       time.Time
 	appendedCut float64
-	err         error
 }
 
 type recoveryResult struct {
