@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/falconet/falconet/metric"
 )
 
 // esTemplate is the shape of the saver's template (keyword tags, 30 s
@@ -238,5 +236,3 @@ func saverPhase(root string, b bins, dir string) (any, []figure, error) {
 	}
 	return res, figs, nil
 }
-
-var _ = metric.Metric{}
