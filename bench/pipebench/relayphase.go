@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/falconet/falconet/relay/relaybench"
@@ -58,6 +59,8 @@ func runRaw(b bins, broker string, g gen, n int, client string) (relayRun, error
 	var out bytes.Buffer
 	cmd := exec.Command(b.self, "raw", "-brokers", broker, "-n", strconv.Itoa(n), "-series", strconv.Itoa(g.series),
 		"-base", strconv.FormatInt(g.base, 10), "-client", client)
+	// PIPEBENCH_RAW_ARGS: extra flags of the raw producer for experiments ("-linger 25ms").
+	cmd.Args = append(cmd.Args, strings.Fields(os.Getenv("PIPEBENCH_RAW_ARGS"))...)
 	cmd.Stdout = &out
 	var errb safeBuf
 	cmd.Stderr = &errb
@@ -79,7 +82,8 @@ func runRaw(b bins, broker string, g gen, n int, client string) (relayRun, error
 // runRelay pushes the same metrics through 4 agents' senders into the relay
 // binary, and times it until every batch was acked (after Kafka's acks=all).
 func runRelay(b bins, dir, broker string, g gen, n int) (relayRun, error) {
-	r, err := startRelay(b, dir, broker, "")
+	// PIPEBENCH_RELAY_KAFKA: extra [kafka] lines for experiments ("linger = \"25ms\"").
+	r, err := startRelay(b, dir, broker, strings.ReplaceAll(os.Getenv("PIPEBENCH_RELAY_KAFKA"), `\n`, "\n"))
 	if err != nil {
 		return relayRun{}, err
 	}
