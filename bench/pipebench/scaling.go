@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -138,6 +140,7 @@ func plotScaling(pts []scalePoint, path, title, xlabel string, logX bool, x func
 	pl.X.Label.Text = xlabel
 	pl.Y.Label.Text = "CPU-ms per 100k metrics"
 	pl.Y.Min = 0
+	pl.Y.Tick.Marker = stepTicks{}
 	if logX {
 		pl.X.Scale = plot.LogScale{}
 		pl.X.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -165,4 +168,31 @@ func plotScaling(pts []scalePoint, path, title, xlabel string, logX bool, x func
 	pl.Legend.Left = true // bottom left: the lines run across the top
 	pl.Add(plotter.NewGrid())
 	return pl.Save(7*vg.Inch, 4.5*vg.Inch, path)
+}
+
+// stepTicks labels about six round steps (DefaultTicks labels only two on
+// these ranges).
+type stepTicks struct{}
+
+func (stepTicks) Ticks(lo, hi float64) []plot.Tick {
+	if hi <= lo {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 4, 64)}}
+	}
+	step := math.Pow(10, math.Floor(math.Log10(hi-lo))-1)
+	for (hi-lo)/step > 6 {
+		switch {
+		case (hi-lo)/(step*2) <= 6:
+			step *= 2
+		case (hi-lo)/(step*5) <= 6:
+			step *= 5
+		default:
+			step *= 10
+		}
+	}
+	var ts []plot.Tick
+	for i := math.Ceil(lo / step); i*step <= hi; i++ {
+		v := i * step
+		ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 6, 64)})
+	}
+	return ts
 }
