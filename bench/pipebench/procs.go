@@ -212,6 +212,8 @@ type relayProc struct {
 
 func startRelay(b bins, dir, broker, extraKafka string) (*relayProc, error) {
 	r := &relayProc{addr: freeAddr(), http: freeAddr()}
+	// PIPEBENCH_RELAY_KAFKA: extra [kafka] lines for experiments ("linger = \"25ms\"").
+	extraKafka += "\n" + strings.ReplaceAll(os.Getenv("PIPEBENCH_RELAY_KAFKA"), `\n`, "\n")
 	conf := filepath.Join(dir, fmt.Sprintf("relay-%d.toml", time.Now().UnixNano()))
 	text := fmt.Sprintf("[listen]\nprotocol = %q\nlegacy = \"\"\nhttp = %q\npprof = true\n[kafka]\nbrokers = [%q]\n%s\n[discovery]\nbind = \"\"\n",
 		r.addr, r.http, broker, extraKafka)

@@ -82,8 +82,7 @@ func runRaw(b bins, broker string, g gen, n int, client string) (relayRun, error
 // runRelay pushes the same metrics through 4 agents' senders into the relay
 // binary, and times it until every batch was acked (after Kafka's acks=all).
 func runRelay(b bins, dir, broker string, g gen, n int) (relayRun, error) {
-	// PIPEBENCH_RELAY_KAFKA: extra [kafka] lines for experiments ("linger = \"25ms\"").
-	r, err := startRelay(b, dir, broker, strings.ReplaceAll(os.Getenv("PIPEBENCH_RELAY_KAFKA"), `\n`, "\n"))
+	r, err := startRelay(b, dir, broker, "")
 	if err != nil {
 		return relayRun{}, err
 	}
