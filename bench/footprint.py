@@ -135,13 +135,17 @@ def scraper(url, every, stop, counts):
             counts["failed"] += 1
 
 
+class Timeout(Exception):
+    pass
+
+
 def wait(cond, secs, what):
     end = time.time() + secs
     while time.time() < end:
         if cond():
             return
         time.sleep(0.5)
-    sys.exit(f"footprint: timed out after {secs}s waiting for {what}")
+    raise Timeout(f"footprint: timed out after {secs}s waiting for {what}")
 
 
 def main():
@@ -189,7 +193,9 @@ def main():
         kafka, relay, relay_http = f"127.0.0.1:{pb+92}", f"127.0.0.1:{pb+33}", f"127.0.0.1:{pb+60}"
         start("dev-kafka", [os.path.join(bindir, "falconet"), "dev-kafka", "-listen", kafka])
         with open(os.path.join(work, "relay.toml"), "w") as f:
-            f.write(f'[listen]\nprotocol = "{relay}"\nlegacy = ""\nhttp = "{relay_http}"\n[kafka]\nbrokers = ["{kafka}"]\n')
+            # gossip off: the agent is given the relay's address, and the gossip port may be taken
+            f.write(f'[listen]\nprotocol = "{relay}"\nlegacy = ""\nhttp = "{relay_http}"\n[kafka]\nbrokers = ["{kafka}"]\n'
+                    '[discovery]\nbind = ""\n')
         start("relay", [os.path.join(bindir, "falconet-relay"), "-config", os.path.join(work, "relay.toml")])
         wait(lambda: _up(relay_http), 60, "relay ready")
 
@@ -312,6 +318,15 @@ LoadPlugin network
             print(f"| {n} | {r['rss_median_mb']} | {r['rss_anon_median_mb']} / {r['rss_file_median_mb']} | {r['cpu_pct_of_core']} | {r['cpu_pct_schedstat']} "
                   f"| {r['cpu_vs_collectd']}x / {r['cpu_schedstat_vs_collectd']}x | {r.get('cpu_schedstat_vs_node_exporter')}x "
                   f"| {r['rss_vs_collectd']}x / {r.get('rss_vs_node_exporter')}x | {r.get('batches_acked', '')} | {r.get('heartbeats_sent', '')} |")
+    except Timeout as e:
+        for name, p in procs:  # what the processes said, before their files go
+            try:
+                with open(os.path.join(work, name + ".log")) as f:
+                    tail = f.read()[-1500:]
+            except OSError:
+                tail = ""
+            print(f"--- {name} (exit {p.poll()}):\n{tail}", file=sys.stderr)
+        sys.exit(str(e))
     finally:
         stop_scrape.set()
         for name, p in reversed(procs):
