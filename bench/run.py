@@ -79,7 +79,7 @@ def buffer_vs_bbolt(rows):
     per transaction."""
     by = {(b["package"].rsplit("/", 1)[-1], b["name"]): b["values"] for b in rows}
     out = []
-    pairs = [(f"append, {w} writers", f"BenchmarkAppend/writers={w}", f"BenchmarkBoltBatchAppend/writers={w}", "db.Batch, MaxBatchSize = writers")
+    pairs = [(f"append, {w} writer{'s' if w > 1 else ''}", f"BenchmarkAppend/writers={w}", f"BenchmarkBoltBatchAppend/writers={w}", "db.Batch, MaxBatchSize = writers")
              for w in (1, 8, 64)]
     pairs.append(("drain (read + ack 64 a time)", "BenchmarkDrain", "BenchmarkBoltDrain", "64 deletes per transaction"))
     for what, ours, raw, anchor in pairs:
