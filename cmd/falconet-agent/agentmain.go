@@ -189,9 +189,13 @@ const ackGrace = 2 * time.Second
 // the live heap for a collection every few seconds of a small heap (GOGC in
 // the environment overrides it). releaseAfter: once start-up is over (the
 // first collection rounds, the first relay connection), the binary's pages
-// touched only then are released.
+// touched only then are released. maxProcs: each P holds its own span caches
+// (8 Ps instead of 2 cost 0.8 MB more anonymous memory, measured), and one
+// collection round, one commit and one send per interval need no more than
+// two; GOMAXPROCS in the environment overrides it.
 const (
 	gcPercent    = 25
+	maxProcs     = 2
 	releaseAfter = 30 * time.Second
 )
 
@@ -208,6 +212,7 @@ func (m *Main) runDaemon(ctx context.Context, cfg agent.Config, logger *slog.Log
 		return err
 	}
 	memtrim.SetGCPercentDefault(gcPercent)
+	memtrim.SetMaxProcsDefault(maxProcs)
 	reg := obs.NewRegistry()
 	metrics := agent.NewMetrics(reg)
 

@@ -20,5 +20,9 @@
 // dynamic loader's relocations) are left alone: MADV_DONTNEED would throw
 // those copies away.
 //
+// SetGCPercentDefault and SetMaxProcsDefault set the runtime's GC target and
+// processor count for a small daemon, unless the environment (GOGC,
+// GOMAXPROCS) says otherwise.
+//
 // On systems other than Linux ReleaseBinary does nothing.
 package memtrim

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -42,5 +43,21 @@ func SetGCPercentDefault(percent int) bool {
 		return false
 	}
 	debug.SetGCPercent(percent)
+	return true
+}
+
+// SetMaxProcsDefault caps GOMAXPROCS at n unless the GOMAXPROCS environment
+// variable is set, which wins; it reports whether it lowered it. Every P
+// keeps its own caches of partly used heap spans and, while the GC runs,
+// may run a mark worker: a daemon doing little work needs few of them, and
+// capping them keeps its memory the same on a 64-core host as on a 2-core one.
+func SetMaxProcsDefault(n int) bool {
+	if v, ok := os.LookupEnv("GOMAXPROCS"); ok && v != "" {
+		return false
+	}
+	if n < 1 || runtime.GOMAXPROCS(0) <= n {
+		return false
+	}
+	runtime.GOMAXPROCS(n)
 	return true
 }

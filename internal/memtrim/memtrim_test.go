@@ -3,6 +3,7 @@ package memtrim
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -42,5 +43,23 @@ func TestSetGCPercentDefault(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GOGC=100: GC percent %d, want 100 untouched", got)
+	}
+}
+
+func TestSetMaxProcsDefault(t *testing.T) {
+	old := runtime.GOMAXPROCS(4)
+	defer runtime.GOMAXPROCS(old)
+
+	t.Setenv("GOMAXPROCS", "")
+	if !SetMaxProcsDefault(2) || runtime.GOMAXPROCS(0) != 2 {
+		t.Errorf("from 4, cap 2: GOMAXPROCS %d, want 2", runtime.GOMAXPROCS(0))
+	}
+	if SetMaxProcsDefault(3) || runtime.GOMAXPROCS(0) != 2 {
+		t.Errorf("from 2, cap 3: GOMAXPROCS %d, want 2 (never raised)", runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(4)
+	t.Setenv("GOMAXPROCS", "4")
+	if SetMaxProcsDefault(2) || runtime.GOMAXPROCS(0) != 4 {
+		t.Errorf("GOMAXPROCS=4 in the environment: GOMAXPROCS %d, want 4 untouched", runtime.GOMAXPROCS(0))
 	}
 }
