@@ -18,8 +18,9 @@
 //	PIPEBENCH_OUT      output directory (default bench/ of this checkout)
 //	PIPEBENCH_PROFILE, PIPEBENCH_PROFILE_SAVER  write a CPU profile of the relay
 //	                   (relay phase) or the saver (saver phase) to this file
-//	PIPEBENCH_RELAY_KAFKA, PIPEBENCH_RAW_ARGS  experiments: extra [kafka] lines
-//	                   for the relay, extra flags for the raw producer
+//	PIPEBENCH_RELAY_KAFKA, PIPEBENCH_RAW_ARGS, PIPEBENCH_RELAY_ENV  experiments:
+//	                   extra [kafka] lines for the relay, extra flags for the raw
+//	                   producer, extra environment for the relay ("GOGC=200")
 //
 // Each relay-vs-raw round also runs a raw franz-go (kgo) producer with the
 // same records and settings, as a reference for sarama's own cost.

@@ -77,9 +77,12 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(name, bin string, stdout io.Writer, args ...string) (*proc, error) {
+func startProc(name, bin string, stdout io.Writer, env []string, args ...string) (*proc, error) {
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stderr = &p.logs
 	if stdout != nil {
 		p.cmd.Stdout = stdout
@@ -170,7 +173,7 @@ func waitFor(d time.Duration, what string, cond func() bool) error {
 // firstLine starts a dev server that prints its address on stdout's first line.
 func firstLine(name, bin string, args ...string) (*proc, string, error) {
 	pr, pw := io.Pipe()
-	p, err := startProc(name, bin, pw, args...)
+	p, err := startProc(name, bin, pw, nil, args...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -220,7 +223,7 @@ func startRelay(b bins, dir, broker, extraKafka string) (*relayProc, error) {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc("relay", b.relay, nil, "-config", conf)
+	p, err := startProc("relay", b.relay, nil, strings.Fields(os.Getenv("PIPEBENCH_RELAY_ENV")), "-config", conf)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +251,7 @@ func startSaver(b bins, dir, broker, esURL, extraES string) (*saverProc, error) 
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc("saver", b.saver, nil, "-config", conf)
+	p, err := startProc("saver", b.saver, nil, nil, "-config", conf)
 	if err != nil {
 		return nil, err
 	}

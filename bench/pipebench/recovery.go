@@ -199,7 +199,7 @@ func startRecovery(b bins, dir string, outage time.Duration) (*recovery, error) 
 		r.stop()
 		return nil, err
 	}
-	if r.agent, err = startProc("agent", b.agent, nil, "-config", conf); err != nil {
+	if r.agent, err = startProc("agent", b.agent, nil, nil, "-config", conf); err != nil {
 		r.stop()
 		return nil, err
 	}
