@@ -59,6 +59,13 @@ type Config struct {
 	JoinInterval time.Duration
 	// Meta is published from the start (Role is filled in).
 	Meta Meta
+	// TimeScale, if above 1, stretches every gossip interval and timeout
+	// (probe, gossip, state exchange, RTT, metadata) by that factor. It is
+	// for simulating a large pool on few cores: a member then does per
+	// second what it does per TimeScale seconds in production, and the
+	// protocol, which counts in rounds, behaves the same. Not a setting for
+	// production pools, where every member must use the same timings.
+	TimeScale float64
 }
 
 // ParseKeys decodes base64 gossip keys, naming the bad one.
@@ -193,6 +200,14 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Node, err
 	// A relay restarted on another address (a new IP after a reschedule)
 	// may take its name back once it has been dead this long.
 	mc.DeadNodeReclaimTime = time.Second
+	if k := cfg.TimeScale; k > 1 {
+		stretch := func(d *time.Duration) { *d = time.Duration(float64(*d) * k) }
+		for _, d := range []*time.Duration{&mc.ProbeInterval, &mc.ProbeTimeout, &mc.GossipInterval,
+			&mc.PushPullInterval, &mc.GossipToTheDeadTime, &mc.TCPTimeout, &mc.DeadNodeReclaimTime,
+			&n.cfg.RTTInterval, &n.cfg.MetaInterval, &n.cfg.JoinInterval, &n.cfg.ProbeTimeout} {
+			stretch(d)
+		}
+	}
 	mc.Name = cfg.Name
 	bind := cfg.Bind
 	if bind == "" {
