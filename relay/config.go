@@ -235,7 +235,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return bad("kafka.version", "%v", err)
 	}
-	if _, err := compressionCodec(c.Kafka.Compression); err != nil {
+	if _, err := CompressionCodec(c.Kafka.Compression); err != nil {
 		return bad("kafka.compression", "%v", err)
 	}
 	if c.Kafka.Compression == "zstd" && !v.IsAtLeast(sarama.V2_1_0_0) {
@@ -353,7 +353,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func compressionCodec(s string) (sarama.CompressionCodec, error) {
+// CompressionCodec maps a [kafka] compression name to sarama's codec.
+func CompressionCodec(s string) (sarama.CompressionCodec, error) {
 	switch strings.ToLower(s) {
 	case "lz4":
 		return sarama.CompressionLZ4, nil

@@ -33,7 +33,7 @@ func saramaConfig(c KafkaConfig) (*sarama.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	codec, err := compressionCodec(c.Compression)
+	codec, err := CompressionCodec(c.Compression)
 	if err != nil {
 		return nil, err
 	}

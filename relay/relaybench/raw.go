@@ -11,11 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/falconet/falconet/relay"
 )
 
 // RawConfig is the raw producer's configuration: acks=all always; the
@@ -46,22 +47,6 @@ func (r RawResult) CPUPer100k() float64 {
 	return float64(r.CPU) / float64(time.Millisecond) / (float64(r.Records) / 1e5)
 }
 
-func codec(s string) (sarama.CompressionCodec, error) {
-	switch strings.ToLower(s) {
-	case "lz4":
-		return sarama.CompressionLZ4, nil
-	case "zstd":
-		return sarama.CompressionZSTD, nil
-	case "snappy":
-		return sarama.CompressionSnappy, nil
-	case "gzip":
-		return sarama.CompressionGZIP, nil
-	case "none", "":
-		return sarama.CompressionNone, nil
-	}
-	return 0, fmt.Errorf("relaybench: compression %q: want lz4, zstd, snappy, gzip or none", s)
-}
-
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -82,9 +67,9 @@ func RawProduce(ctx context.Context, cfg RawConfig, keys, values [][]byte, n int
 	if err != nil {
 		return RawResult{}, err
 	}
-	c, err := codec(cfg.Compression)
+	c, err := relay.CompressionCodec(cfg.Compression)
 	if err != nil {
-		return RawResult{}, err
+		return RawResult{}, fmt.Errorf("relaybench: compression %q: %w", cfg.Compression, err)
 	}
 	sc.Version = v
 	sc.ClientID = "falconet-bench-raw"
