@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,26 +74,9 @@ func BenchmarkBoltBatchAppend(b *testing.B) {
 			db.MaxBatchDelay = buffer.DefaultConfig().CommitWindow
 			v := rawValue(b, 1)
 			b.SetBytes(int64(len(v) - rawValueOverhead))
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if err := db.Batch(func(tx *bolt.Tx) error { return rawPut(tx, v) }); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			el := time.Since(start).Seconds()
-			b.ReportMetric(float64(b.N)*100/el, "metrics/s")
-			b.ReportMetric(float64(b.N)/el, "batches/s")
+			runWriters(b, writers, func() error {
+				return db.Batch(func(tx *bolt.Tx) error { return rawPut(tx, v) })
+			})
 		})
 	}
 }

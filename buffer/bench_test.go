@@ -55,28 +55,37 @@ func BenchmarkAppend(b *testing.B) {
 			defer func() { _ = q.Close() }()
 			payload := benchPayload(b, 1)
 			b.SetBytes(int64(len(payload)))
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if _, err := q.Append(context.Background(), payload, 100); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			el := time.Since(start).Seconds()
-			b.ReportMetric(float64(b.N)*100/el, "metrics/s")
-			b.ReportMetric(float64(b.N)/el, "batches/s")
+			runWriters(b, writers, func() error {
+				_, err := q.Append(context.Background(), payload, 100)
+				return err
+			})
 		})
 	}
+}
+
+// runWriters runs b.N appends of one 100-metric batch from writers
+// goroutines and reports metrics/s and batches/s.
+func runWriters(b *testing.B, writers int, appendOne func() error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if err := appendOne(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	b.ReportMetric(float64(b.N)*100/el, "metrics/s")
+	b.ReportMetric(float64(b.N)/el, "batches/s")
 }
 
 // BenchmarkDrain measures Next(64) + Ack of a backlog (default 64 MiB,
